@@ -1,0 +1,21 @@
+"""The runtime: MPI start-up, one rank per device, the array backend and how buffers reach MPI."""
+
+from .backend import ArrayBackend, select_backend
+from .context import Runtime, current, start
+from .crash import fatal
+from .device import Placement
+from .launcher import LaunchInfo, detect_launcher
+from .watchdog import Watchdog
+
+__all__ = [
+    "ArrayBackend",
+    "LaunchInfo",
+    "Placement",
+    "Runtime",
+    "Watchdog",
+    "current",
+    "detect_launcher",
+    "fatal",
+    "select_backend",
+    "start",
+]
