@@ -1,0 +1,29 @@
+"""tessera_mpi: rack-scale QA for multi-GPU systems, launched with MPI (one rank per GPU).
+
+The QA guide's API: `from tessera_mpi import dist, tensor`.
+"""
+
+from . import dist, tensor
+from ._version import __version__
+from .errors import (
+    AxisError,
+    ConfigError,
+    DivergenceError,
+    LayoutError,
+    MeshSpecError,
+    NotInMeshError,
+    TesseraError,
+)
+
+__all__ = [
+    "AxisError",
+    "ConfigError",
+    "DivergenceError",
+    "LayoutError",
+    "MeshSpecError",
+    "NotInMeshError",
+    "TesseraError",
+    "__version__",
+    "dist",
+    "tensor",
+]

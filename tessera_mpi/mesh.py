@@ -1,0 +1,309 @@
+"""`Mesh`: named axes over the ranks of a job, on an MPI Cartesian communicator."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from mpi4py import MPI
+
+from . import runtime
+from ._text import shape_str
+from .agree import agree_equal
+from .errors import AxisError, MeshSpecError, NotInMeshError
+from .runtime.device import Placement
+
+
+def _factorizations(n: int, ndim: int, largest: int) -> Iterable[tuple[int, ...]]:
+    """Yield every non-increasing tuple of `ndim` factors of `n`, each at most `largest`."""
+    if ndim == 1:
+        if n <= largest:
+            yield (n,)
+        return
+    for first in range(min(n, largest), 0, -1):
+        if n % first == 0:
+            for rest in _factorizations(n // first, ndim - 1, first):
+                yield (first, *rest)
+
+
+@lru_cache(maxsize=64)
+def default_shape(n: int, ndim: int) -> tuple[int, ...]:
+    """Return the mesh shape used when `shape` is omitted: the most balanced one, outer axes first.
+
+    Among the ways to write n as d1 x d2 x ... with d1 >= d2 >= ..., take the one with the smallest
+    d1; among those, the largest d2, then the largest d3, and so on. This keeps the largest axis
+    as small as possible and the outer axes equal where the factors allow, leaving the smallest
+    axis last: 72 over three axes gives 6x6x2, over two 9x8, 8 over three 2x2x2, 30 over three
+    5x3x2.
+    """
+    if n < 1 or ndim < 1:
+        raise MeshSpecError(f"cannot shape {n} devices into {ndim} axes")
+    best = min(_factorizations(n, ndim, n), key=lambda dims: (dims[0], [-d for d in dims[1:]]))
+    return best
+
+
+def _normalize_axes(axes: object) -> tuple[str, ...]:
+    if isinstance(axes, str):
+        axes = (axes,)
+    if not isinstance(axes, Sequence):
+        raise TypeError(f"Mesh axes must be a sequence of axis names, got {axes!r}")
+    for name in axes:
+        if not isinstance(name, str):
+            raise TypeError(f"Mesh axis names must be str, got {name!r} in {list(axes)!r}")
+    names = tuple(axes)
+    if not names:
+        raise MeshSpecError("Mesh needs at least one axis, e.g. axes=['dp']")
+    if any(not n.strip() for n in names):
+        raise MeshSpecError(f"Mesh axis names must not be empty: {list(names)!r}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise MeshSpecError(f"Mesh axis names must be distinct; {duplicates} given more than once in {list(names)!r}")
+    return names
+
+
+def _normalize_devices(devices: object, world_size: int) -> tuple[int, ...]:
+    if devices is None:
+        return tuple(range(world_size))
+    if not isinstance(devices, Iterable) or isinstance(devices, (str, bytes)):
+        raise TypeError(f"Mesh devices must be an iterable of ranks, e.g. range(72), got {devices!r}")
+    ranks = []
+    for d in devices:
+        if isinstance(d, bool) or not hasattr(d, "__index__"):
+            raise TypeError(f"Mesh devices must be integer ranks, got {d!r}")
+        ranks.append(int(d.__index__()))
+    if not ranks:
+        raise MeshSpecError("Mesh devices is empty; give at least one rank")
+    outside = sorted({r for r in ranks if not 0 <= r < world_size})
+    if outside:
+        raise MeshSpecError(
+            f"Mesh devices {outside[:8]}{'...' if len(outside) > 8 else ''} are outside the job's "
+            f"{world_size} ranks (0-{world_size - 1}); launch more ranks or use devices=range({world_size})"
+        )
+    repeated = sorted({r for r in ranks if ranks.count(r) > 1})
+    if repeated:
+        raise MeshSpecError(f"Mesh devices must be distinct; ranks {repeated[:8]} are given more than once")
+    return tuple(ranks)
+
+
+def _normalize_shape(shape: object, names: tuple[str, ...], count: int) -> tuple[int, ...]:
+    if shape is None:
+        return default_shape(count, len(names))
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, Sequence) or any(
+        isinstance(s, bool) or not isinstance(s, int) for s in shape
+    ):
+        raise TypeError(f"Mesh shape must be a sequence of ints, e.g. (6, 6, 2), got {shape!r}")
+    dims = tuple(shape)
+    if len(dims) != len(names):
+        raise MeshSpecError(
+            f"Mesh shape {shape_str(dims)} has {len(dims)} sizes but there are {len(names)} axes "
+            f"{list(names)}; give one size per axis"
+        )
+    if any(d < 1 for d in dims):
+        raise MeshSpecError(f"Mesh shape {dims} has a size below 1; every axis needs at least one device")
+    if math.prod(dims) != count:
+        raise MeshSpecError(
+            f"Mesh shape {shape_str(dims)} has {math.prod(dims)} positions but {count} devices were "
+            f"given; the product of the sizes must equal the device count "
+            f"(for {count} devices over {len(names)} axes, e.g. {shape_str(default_shape(count, len(names)))})"
+        )
+    return dims
+
+
+def check_mesh_args(
+    axes: object, devices: object, shape: object, world_size: int
+) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:
+    """Validate and normalize Mesh arguments without communication; raise MeshSpecError or TypeError."""
+    names = _normalize_axes(axes)
+    ranks = _normalize_devices(devices, world_size)
+    return names, ranks, _normalize_shape(shape, names, len(ranks))
+
+
+class Mesh:
+    """Named axes over a set of ranks: one device per rank, one Cartesian position per device.
+
+    Constructing a Mesh is collective over `comm` (default: the job's world): every rank must
+    construct it with the same arguments, or it raises DivergenceError on every rank. Invalid
+    arguments raise MeshSpecError (a ValueError) or TypeError on every rank before any
+    communication. `devices[i]` is the rank placed at row-major position i, so the last axis
+    varies fastest: with the default rank order, ranks next to each other on the last axis are
+    on the same node. Ranks of `comm` not in `devices` get a Mesh with `is_member` False; any
+    operation that needs membership raises NotInMeshError on them.
+    """
+
+    def __init__(
+        self,
+        axes: Sequence[str],
+        devices: Iterable[int] | None = None,
+        *,
+        shape: Sequence[int] | None = None,
+        comm: MPI.Intracomm | None = None,
+    ) -> None:
+        self.runtime = runtime.start()
+        parent = self.runtime.world if comm is None else comm
+        names, ranks, dims = check_mesh_args(axes, devices, shape, parent.size)
+        agree_equal(parent, (names, ranks, dims), what="the Mesh arguments (axes, devices, shape)")
+        self.parent = parent
+        self.axes = names
+        self.shape = dims
+        self.devices = ranks
+        self.is_member = parent.rank in ranks
+        self.placements: tuple[Placement, ...] = tuple(
+            parent.allgather(self.runtime.placement)[r] for r in ranks
+        )
+        group = parent.Split(
+            0 if self.is_member else MPI.UNDEFINED,
+            key=ranks.index(parent.rank) if self.is_member else 0,
+        )
+        self._comms: dict[tuple[int, ...], MPI.Cartcomm] = {}
+        self._cart: MPI.Cartcomm | None = None
+        if self.is_member:
+            self._cart = group.Create_cart(list(dims), periods=[True] * len(dims), reorder=False)
+            group.Free()
+            self._comms[tuple(range(len(dims)))] = self._cart
+            for index in range(len(dims)):
+                self.comm_for(names[index])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def size(self) -> int:
+        return len(self.devices)
+
+    def _require_member(self, what: str) -> None:
+        if not self.is_member:
+            raise NotInMeshError(
+                f"rank {self.parent.rank} is not one of this mesh's {self.size} devices, so it "
+                f"cannot {what}; guard mesh work with `if mesh.is_member:`"
+            )
+
+    @property
+    def comm(self) -> MPI.Cartcomm:
+        """The Cartesian communicator of the whole mesh (rank = mesh rank)."""
+        self._require_member("use the mesh communicator")
+        assert self._cart is not None
+        return self._cart
+
+    @property
+    def rank(self) -> int:
+        """This rank's position in the mesh (row-major)."""
+        return self.comm.rank
+
+    @property
+    def coords(self) -> tuple[int, ...]:
+        """This rank's mesh coordinates, one per axis."""
+        return self.coords_of(self.rank)
+
+    def axis_index(self, axis: str) -> int:
+        """Return the position of `axis` in `axes`; raise AxisError for an unknown name."""
+        try:
+            return self.axes.index(axis)
+        except ValueError:
+            raise AxisError(f"the mesh has no axis {axis!r}; its axes are {list(self.axes)}") from None
+
+    def axis_size(self, axis: str) -> int:
+        """Return the number of devices along `axis`."""
+        return self.shape[self.axis_index(axis)]
+
+    def _axis_indices(self, axes: str | Sequence[str]) -> tuple[int, ...]:
+        names = (axes,) if isinstance(axes, str) else tuple(axes)
+        if not names:
+            raise AxisError("name at least one mesh axis")
+        indices = sorted({self.axis_index(a) for a in names})
+        if len(indices) != len(names):
+            raise AxisError(f"mesh axes {list(names)} name an axis twice")
+        return tuple(indices)
+
+    def coords_of(self, rank: int) -> tuple[int, ...]:
+        """Return the mesh coordinates of mesh rank `rank` (row-major, last axis fastest)."""
+        if not 0 <= rank < self.size:
+            raise ValueError(f"mesh rank {rank} is not in range({self.size})")
+        coords = []
+        for dim in reversed(self.shape):
+            rank, c = divmod(rank, dim)
+            coords.append(c)
+        return tuple(reversed(coords))
+
+    def rank_of(self, coords: Sequence[int]) -> int:
+        """Return the mesh rank at `coords`."""
+        if len(coords) != self.ndim or any(not 0 <= c < d for c, d in zip(coords, self.shape)):
+            raise ValueError(f"coordinates {tuple(coords)} are not in a {shape_str(self.shape)} mesh")
+        rank = 0
+        for c, dim in zip(coords, self.shape):
+            rank = rank * dim + c
+        return rank
+
+    def world_rank(self, rank: int) -> int:
+        """Return the rank in the parent communicator of mesh rank `rank`."""
+        return self.devices[rank]
+
+    def placement(self, rank: int) -> Placement:
+        """Return the host, local rank and device of mesh rank `rank` (no communication)."""
+        return self.placements[rank]
+
+    def describe(self, rank: int) -> str:
+        """Return e.g. "rank 37 (tp=3,pp=0,dp=1; host n07, local rank 1, device cuda:1 ...)"."""
+        where = ",".join(f"{a}={c}" for a, c in zip(self.axes, self.coords_of(rank)))
+        world = self.devices[rank]
+        label = f"rank {rank}" if world == rank else f"mesh rank {rank} (job rank {world})"
+        return f"{label} ({where}; {self.placements[rank]})"
+
+    def comm_for(self, axes: str | Sequence[str]) -> MPI.Cartcomm:
+        """Return the communicator of this rank's group along `axes` (one axis or several).
+
+        Collective over the mesh the first time a given group is asked for (it is then cached):
+        every member must ask for it, in the same order as the other members. Ranks in the
+        returned communicator are ordered row-major over the named axes, in mesh order.
+        """
+        self._require_member("use mesh sub-communicators")
+        key = self._axis_indices(axes)
+        if key not in self._comms:
+            remain = [i in key for i in range(self.ndim)]
+            self._comms[key] = self.comm.Sub(remain)
+        return self._comms[key]
+
+    def group_ranks(self, axes: str | Sequence[str], rank: int) -> tuple[int, ...]:
+        """Return the mesh ranks in `rank`'s group along `axes`, in the group communicator's order."""
+        key = self._axis_indices(axes)
+        base = list(self.coords_of(rank))
+        sizes = [self.shape[a] for a in key]
+        members = []
+        for flat in range(math.prod(sizes)):
+            coords = list(base)
+            for a, size in zip(reversed(key), reversed(sizes)):
+                flat, coords[a] = divmod(flat, size)
+            members.append(self.rank_of(coords))
+        return tuple(members)
+
+    def __getitem__(self, axes: str | Sequence[str]) -> Mesh:
+        """Return the sub-mesh of this rank's group along `axes` (collective over the mesh)."""
+        key = self._axis_indices(axes)
+        comm = self.comm_for([self.axes[a] for a in key])
+        sub = Mesh.__new__(Mesh)
+        sub.runtime = self.runtime
+        sub.parent = self.parent
+        sub.axes = tuple(self.axes[a] for a in key)
+        sub.shape = tuple(self.shape[a] for a in key)
+        members = self.group_ranks(sub.axes, self.rank)
+        sub.devices = tuple(self.devices[r] for r in members)
+        sub.placements = tuple(self.placements[r] for r in members)
+        sub.is_member = True
+        sub._cart = comm
+        sub._comms = {tuple(range(len(key))): comm}
+        return sub
+
+    def __repr__(self) -> str:
+        devices = self.devices
+        shown = (
+            f"range({devices[0]}, {devices[-1] + 1})"
+            if devices == tuple(range(devices[0], devices[-1] + 1))
+            else repr(list(devices))
+        )
+        return f"Mesh(axes={list(self.axes)!r}, devices={shown}, shape={self.shape!r})"
+
+    def __str__(self) -> str:
+        return f"{shape_str(self.shape)} mesh ({','.join(self.axes)}) over {self.size} devices"
