@@ -1,0 +1,74 @@
+"""Reading a results file back: root attributes, the ranks table and each check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+
+class ResultsFileError(OSError):
+    """The file does not exist or is not a tessera_mpi results file."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One /checks/<name> group."""
+
+    name: str
+    status: str
+    duration_s: float
+    message: str
+    headline: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    datasets: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """A whole results file, loaded into memory."""
+
+    path: Path
+    attrs: dict[str, Any]
+    ranks: np.ndarray
+    checks: dict[str, CheckResult]
+
+
+def read_results(path: str | Path) -> RunResults:
+    """Load the results file at `path`; raise ResultsFileError when it is missing or not one."""
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise ResultsFileError(f"cannot open {path} as an HDF5 file: {exc}") from None
+    with f:
+        if "schema_version" not in f.attrs or "checks" not in f:
+            raise ResultsFileError(f"{path} is an HDF5 file but not a tessera_mpi results file")
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        ranks = f["ranks"][()]
+        checks = {}
+        for name, group in f["checks"].items():
+            extra = {k: _plain(v) for k, v in group.attrs.items()}
+            checks[name] = CheckResult(
+                name=name,
+                status=extra.pop("status"),
+                duration_s=float(extra.pop("duration_s")),
+                message=extra.pop("message"),
+                headline=extra.pop("headline"),
+                attrs=extra,
+                datasets={key: group[key][()] for key in group},
+            )
+    return RunResults(path=path, attrs=attrs, ranks=ranks, checks=checks)

@@ -1,0 +1,105 @@
+"""The one results writer: rank 0's HDF5 file, rewritten whole and atomically after every check."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .schema import STATUSES
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An array to store under a check's group, with its attributes (units, descriptions)."""
+
+    data: np.ndarray
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One finished check as the results file stores it."""
+
+    name: str
+    status: str
+    duration_s: float
+    message: str
+    headline: str
+    datasets: Mapping[str, Dataset] = field(default_factory=dict)
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"check status {self.status!r} is not one of {STATUSES}")
+
+
+def _attr(value: Any) -> Any:
+    """Return `value` in a form h5py stores as an attribute (None becomes "")."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return np.array(value, dtype=h5py.string_dtype("utf-8"))
+    return value
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ResultsWriter:
+    """Holds the run's results in memory and rewrites the file after every added check.
+
+    Each rewrite goes to a temporary file in the same folder, is flushed to disk, and replaces
+    the previous file with one atomic rename: a crash at any moment leaves either the previous
+    complete file or the new complete file, never a partial one. Used on one rank only.
+    """
+
+    def __init__(self, path: Path, *, attrs: Mapping[str, Any], ranks: np.ndarray) -> None:
+        self.path = Path(path)
+        self.attrs = dict(attrs)
+        self.ranks = ranks
+        self.checks: list[CheckRecord] = []
+
+    def add(self, record: CheckRecord) -> None:
+        """Append `record` (replacing an earlier check of the same name) and rewrite the file."""
+        self.checks = [c for c in self.checks if c.name != record.name] + [record]
+        self.write()
+
+    def write(self) -> None:
+        """Write everything held so far to the file, atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        try:
+            with h5py.File(tmp, "w", track_order=True) as f:
+                for key, value in self.attrs.items():
+                    f.attrs[key] = _attr(value)
+                f.create_dataset("ranks", data=self.ranks)
+                checks = f.create_group("checks", track_order=True)
+                for record in self.checks:
+                    group = checks.create_group(record.name)
+                    group.attrs["status"] = record.status
+                    group.attrs["duration_s"] = float(record.duration_s)
+                    group.attrs["message"] = record.message
+                    group.attrs["headline"] = record.headline
+                    for key, value in record.attrs.items():
+                        group.attrs[key] = _attr(value)
+                    for name, dataset in record.datasets.items():
+                        stored = group.create_dataset(name, data=dataset.data)
+                        for key, value in dataset.attrs.items():
+                            stored.attrs[key] = _attr(value)
+            _fsync(tmp)
+            os.replace(tmp, self.path)
+            _fsync(self.path.parent)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
