@@ -1,0 +1,7 @@
+"""`python -m tessera_mpi.suite`."""
+
+import sys
+
+from .cli import run
+
+sys.exit(run())

@@ -1,0 +1,112 @@
+"""`python -m tessera_mpi.suite`: parse, set up the mesh and results file, run, exit 0/1/2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mpi4py import MPI
+
+from .. import runtime
+from .._text import plural, shape_str
+from .._version import __version__
+from ..agree import agree
+from ..errors import ConfigError, DivergenceError
+from ..mesh import Mesh
+from ..results import ResultsWriter
+from ..results.provenance import ranks_table, root_attrs
+from . import console
+from .options import SuiteOptions, UsageError, build_parser, parse_options
+from .registry import registered
+from .runner import run_checks
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_RESULTS_DIR = Path("results")
+
+
+def _say(text: str) -> None:
+    """Print `text` to stderr on rank 0 only (every rank has the same text)."""
+    if MPI.COMM_WORLD.rank == 0:
+        print(text, file=sys.stderr, flush=True)
+
+
+def results_path(out: Path | None, created: datetime) -> Path:
+    """Return the results file for `--out` (a file, a folder, or None for results/)."""
+    name = f"tessera-{created.strftime('%Y%m%dT%H%M%SZ')}.h5"
+    if out is None:
+        base = DEFAULT_RESULTS_DIR / name
+    elif out.is_dir() or str(out).endswith("/"):
+        base = out / name
+    else:
+        return out
+    path, n = base, 1
+    while path.exists():
+        path, n = base.with_name(f"{base.stem}-{n}{base.suffix}"), n + 1
+    return path
+
+
+def _open_results(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions) -> ResultsWriter | None:
+    """Create the results file on rank 0 (collective); raise ConfigError everywhere if it cannot be."""
+    writer, error = None, ""
+    if rt.rank == 0:
+        created = datetime.now(timezone.utc)
+        path = results_path(options.out, created)
+        try:
+            writer = ResultsWriter(path, attrs=root_attrs(rt, mesh, created), ranks=ranks_table(mesh))
+            writer.write()
+        except OSError as exc:
+            error = f"cannot write the results file {path}: {exc}"
+    verdict = agree(rt.control, not error, error)
+    if not verdict.ok:
+        raise ConfigError(verdict.messages[0])
+    return writer
+
+
+def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: ResultsWriter) -> list[str]:
+    hosts = len({p.host for p in mesh.placements})
+    mpi = MPI.Get_library_version().splitlines()[0].split(",")[0]
+    return [
+        f"tessera_mpi {__version__}: {plural(rt.size, 'rank')} on {plural(hosts, 'host')} "
+        f"({rt.launch.describe()}), mesh {shape_str(mesh.shape)} ({','.join(mesh.axes)})",
+        f"  backend {rt.backend.name}, CUDA-aware MPI {'yes' if rt.cuda_aware else 'no'} "
+        f"({rt.cuda_aware_source}), {mpi}",
+        f"  checks: {', '.join(names)}",
+        f"  results: {writer.path}",
+        "",
+    ]
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the suite on every rank and return the exit code (0 passed, 1 failed, 2 usage)."""
+    checks = registered()
+    try:
+        options = parse_options(argv, {name: c.help for name, c in checks.items()})
+    except UsageError as exc:
+        if MPI.COMM_WORLD.rank == 0:
+            build_parser({}).print_usage(sys.stderr)
+        _say(f"python -m tessera_mpi.suite: error: {exc}")
+        return EXIT_USAGE
+    if options.list_checks:
+        if MPI.COMM_WORLD.rank == 0:
+            for name, check in checks.items():
+                print(f"{name:<14}{check.help}")
+        return EXIT_PASSED
+    selected = [checks[name] for name in (options.tests or tuple(checks))]
+    try:
+        rt = runtime.start()
+        with runtime.Watchdog(options.timeout_s, "suite set-up"):
+            mesh = Mesh(options.axes, shape=options.mesh_shape)
+            writer = _open_results(rt, mesh, options)
+    except (ConfigError, DivergenceError) as exc:
+        _say(f"python -m tessera_mpi.suite: configuration error: {exc}")
+        return EXIT_USAGE
+    start = MPI.Wtime()
+    if writer is not None:
+        console.header(_header(rt, mesh, [c.name for c in selected], writer))
+    records = run_checks(selected, rt=rt, mesh=mesh, options=options, writer=writer)
+    if writer is not None:
+        console.summary(records, elapsed_s=MPI.Wtime() - start, results_path=str(writer.path))
+    ok = all(r.status in ("passed", "skipped") for r in records)
+    return EXIT_PASSED if ok else EXIT_FAILED

@@ -1,0 +1,45 @@
+"""What the suite prints on rank 0: a header, one line per finished check, a summary table."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from .._text import plural
+from ..results import CheckRecord
+
+NAME_WIDTH = 14
+
+
+def _emit(text: str) -> None:
+    print(text, flush=True)
+
+
+def header(lines: Sequence[str]) -> None:
+    """Print the run's header lines."""
+    for line in lines:
+        _emit(line)
+
+
+def check_line(record: CheckRecord) -> None:
+    """Print one finished check, and its message when it did not pass."""
+    _emit(f"  {record.name:<{NAME_WIDTH}}{record.status.upper():<8}{record.duration_s:>8.2f} s  {record.headline}")
+    if record.status != "passed" and record.message:
+        for line in record.message.splitlines():
+            _emit(f"      {line}")
+
+
+def summary(records: Sequence[CheckRecord], *, elapsed_s: float, results_path: str) -> None:
+    """Print the closing table and the totals."""
+    counts = Counter(r.status for r in records)
+    width = max([NAME_WIDTH - 2, *(len(r.name) for r in records)]) + 2
+    _emit("")
+    _emit(f"{'check':<{width}}{'status':<8}{'duration':>10}  headline")
+    for r in records:
+        _emit(f"{r.name:<{width}}{r.status:<8}{r.duration_s:>8.2f} s  {r.headline}")
+    verdict = "PASSED" if records and counts["passed"] + counts["skipped"] == len(records) else "FAILED"
+    totals = ", ".join(f"{counts[s]} {s}" for s in ("passed", "failed", "error", "skipped"))
+    _emit(f"{verdict}: {totals} ({plural(len(records), 'check')} in {elapsed_s:.1f} s)")
+    _emit(f"results: {results_path}")
+    sys.stdout.flush()

@@ -1,0 +1,48 @@
+"""What a check receives: the mesh, the options, and where it puts its findings on this rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import numpy as np
+
+from ..mesh import Mesh
+from ..results import Dataset
+from ..runtime import Runtime
+from .options import SuiteOptions
+
+
+class CheckSkipped(Exception):
+    """Raised by a check (through `ctx.skip`) that does not apply to this run."""
+
+
+@dataclass
+class CheckContext:
+    """One rank's view of one check. Findings stay local until the runner agrees on them."""
+
+    mesh: Mesh
+    options: SuiteOptions
+    runtime: Runtime
+    failures: list[str] = field(default_factory=list)
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    headline: str = ""
+    """The one-line figure the suite prints for this check (set it on rank 0 at least)."""
+
+    @property
+    def is_root(self) -> bool:
+        """True on the rank that prints and writes results."""
+        return self.runtime.rank == 0
+
+    def fail(self, message: str) -> None:
+        """Record that this rank found a problem; the check goes on and fails at the end."""
+        self.failures.append(message)
+
+    def skip(self, reason: str) -> NoReturn:
+        """End the check as skipped (call on every rank)."""
+        raise CheckSkipped(reason)
+
+    def save(self, name: str, data: np.ndarray, **attrs: Any) -> None:
+        """Store `data` as /checks/<check>/<name>; only the root rank's saves are written."""
+        self.datasets[name] = Dataset(np.asarray(data), attrs)

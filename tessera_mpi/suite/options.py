@@ -1,0 +1,111 @@
+"""The suite's command line: flags, their validation, and usage errors (exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, NoReturn
+
+from mpi4py import MPI
+
+DEFAULT_AXES = {1: ("dp",), 2: ("tp", "dp"), 3: ("tp", "pp", "dp")}
+"""Axis names used when --axes is not given, by the number of mesh dimensions."""
+DEFAULT_TIMEOUT_S = 300.0
+
+
+class UsageError(Exception):
+    """The command line is wrong; the suite prints usage once and every rank exits with 2."""
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """The parsed command line."""
+
+    tests: tuple[str, ...]
+    """Checks to run, in order; empty means all."""
+    mesh_shape: tuple[int, ...] | None
+    axes: tuple[str, ...] | None
+    out: Path | None
+    quick: bool
+    timeout_s: float
+    list_checks: bool
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that prints on rank 0 only and raises UsageError instead of exiting."""
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        if MPI.COMM_WORLD.rank == 0:
+            super()._print_message(message, file)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """Parse "6x6x2" into (6, 6, 2); raise UsageError for anything else."""
+    parts = text.lower().split("x")
+    if not all(p.strip().isdigit() for p in parts) or any(int(p) < 1 for p in parts):
+        raise UsageError(f"--mesh {text!r} is not a shape like 6x6x2 (positive sizes joined by x)")
+    return tuple(int(p) for p in parts)
+
+
+def _names(text: str, flag: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise UsageError(f"{flag} {text!r} has an empty name; give names separated by commas")
+    return names
+
+
+def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
+    """Return the suite's argument parser; `check_help` maps check names to descriptions."""
+    listing = "\n".join(f"  {name:<12} {text}" for name, text in check_help.items())
+    parser = _Parser(
+        prog="python -m tessera_mpi.suite",
+        description="Rack-scale QA checks, one MPI rank per GPU. Launch with mpirun or srun.",
+        epilog=f"checks:\n{listing}\n\nexit codes: 0 all passed, 1 a check failed or the job "
+               "was ended by an error or timeout, 2 usage or configuration error",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--list", action="store_true", dest="list_checks", help="list the checks and exit")
+    parser.add_argument("--tests", metavar="A,B", help="comma-separated checks to run (default: all)")
+    parser.add_argument("--mesh", metavar="SHAPE", help="mesh shape such as 6x6x2 (default: most balanced 3-axis shape)")
+    parser.add_argument("--axes", metavar="A,B,C", help="mesh axis names (default: tp,pp,dp for 3 axes)")
+    parser.add_argument("--out", metavar="PATH", help="results file, or a folder for it (default: results/)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
+    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"end the job if one check runs longer (default {DEFAULT_TIMEOUT_S:g})")
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> SuiteOptions:
+    """Parse `argv` (default sys.argv[1:]); raise UsageError. No communication."""
+    args = build_parser(check_help).parse_args(argv)
+    tests: tuple[str, ...] = ()
+    if args.tests is not None:
+        tests = _names(args.tests, "--tests")
+        unknown = [t for t in tests if t not in check_help]
+        if unknown:
+            raise UsageError(
+                f"--tests names unknown check(s) {', '.join(unknown)}; known: {', '.join(check_help)}"
+            )
+    shape = parse_shape(args.mesh) if args.mesh is not None else None
+    axes = _names(args.axes, "--axes") if args.axes is not None else None
+    ndim = len(shape) if shape else len(axes) if axes else 3
+    if axes is None and ndim not in DEFAULT_AXES:
+        raise UsageError(f"--mesh {args.mesh} has {ndim} axes; name them with --axes")
+    if axes is not None and shape is not None and len(axes) != len(shape):
+        raise UsageError(f"--axes names {len(axes)} axes but --mesh {args.mesh} has {len(shape)}")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    return SuiteOptions(
+        tests=tests,
+        mesh_shape=shape,
+        axes=axes if axes is not None else DEFAULT_AXES[ndim],
+        out=Path(args.out) if args.out is not None else None,
+        quick=args.quick,
+        timeout_s=args.timeout,
+        list_checks=args.list_checks,
+    )
