@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Wall time of `--tests mesh,sharding` at N ranks, side by side with a bare mpi4py start-up.
+
+The bare job (import mpi4py and numpy, one Allreduce) is what any MPI Python program pays to
+start; the ratio says what the suite adds. Runs alternate so machine noise hits both alike.
+
+    python scripts/bench_suite_wall.py [--ranks 72] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BARE = "from mpi4py import MPI; import numpy as np; MPI.COMM_WORLD.allreduce(1)"
+
+
+def timed(command: list[str], timeout: float) -> float:
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"command failed ({done.returncode}): {' '.join(command)}\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ranks", type=int, default=72)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    mpirun = str(Path(sys.executable).parent / "mpirun")
+    if not Path(mpirun).exists():
+        mpirun = shutil.which("mpirun") or sys.exit("no mpirun found")
+    launch = [mpirun, "--oversubscribe", "-n", str(args.ranks), sys.executable]
+    suite, bare = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            bare.append(timed(launch + ["-c", BARE], args.timeout))
+            suite.append(timed(launch + ["-m", "tessera_mpi.suite", "--tests", "mesh,sharding",
+                                         "--out", f"{tmp}/run{i}.h5"], args.timeout))
+    print(f"{args.ranks} ranks, {args.repeats} alternating runs, {os.cpu_count()} cores")
+    print(f"{'job':<34}{'min s':>8}{'median s':>10}{'max s':>8}")
+    for name, times in (("bare mpi4py start-up + Allreduce", bare), ("suite --tests mesh,sharding", suite)):
+        print(f"{name:<34}{min(times):>8.1f}{statistics.median(times):>10.1f}{max(times):>8.1f}")
+    print(f"ratio suite / bare (medians): {statistics.median(suite) / statistics.median(bare):.2f}")
+
+
+if __name__ == "__main__":
+    main()
