@@ -1,9 +1,9 @@
 """tessera_mpi: rack-scale QA for multi-GPU systems, launched with MPI (one rank per GPU).
 
-The QA guide's API: `from tessera_mpi import dist, tensor`.
+The QA guide's API: `from tessera_mpi import dist, op, tensor`.
 """
 
-from . import dist, tensor
+from . import dist, op, tensor
 from ._version import __version__
 from .errors import (
     AxisError,
@@ -25,5 +25,6 @@ __all__ = [
     "TesseraError",
     "__version__",
     "dist",
+    "op",
     "tensor",
 ]

@@ -107,6 +107,14 @@ def agree(
     )
 
 
+def divergence(values: list[Any]) -> str:
+    """Return "ranks 0-70 passed A; rank 71 passed B" for per-rank values (indexed by rank)."""
+    groups: dict[str, list[int]] = {}
+    for rank, value in enumerate(values):
+        groups.setdefault(repr(value)[:MAX_MESSAGE], []).append(rank)
+    return "; ".join(f"rank{'s' if len(r) > 1 else ''} {rank_ranges(r)} passed {t}" for t, r in groups.items())
+
+
 def agree_equal(comm: MPI.Intracomm, value: Any, *, what: str) -> None:
     """Raise DivergenceError on every rank unless every rank of `comm` passed an equal `value`.
 
@@ -118,10 +126,5 @@ def agree_equal(comm: MPI.Intracomm, value: Any, *, what: str) -> None:
     comm.Allgather(np.frombuffer(local, dtype=np.uint8), digests)
     if (digests == digests[0]).all():
         return
-    values = comm.allgather(repr(value)[:MAX_MESSAGE])
-    groups: dict[str, list[int]] = {}
-    for rank, text in enumerate(values):
-        groups.setdefault(text, []).append(rank)
-    detail = "; ".join(f"rank{'s' if len(r) > 1 else ''} {rank_ranges(r)} passed {t}"
-                       for t, r in groups.items())
-    raise DivergenceError(f"{what} differs across ranks (it must be the same on all): {detail}")
+    values = comm.allgather(value)
+    raise DivergenceError(f"{what} differs across ranks (it must be the same on all): {divergence(values)}")

@@ -62,8 +62,8 @@ class ShardSpec:
     """Tensor dimension `partition[i]` is split over mesh axis `mesh_axes[i]`.
 
     Dimensions are named "row" (0), "col" (1) or given as integers. A dimension named twice is
-    split over both axes, the first named being the outer one. Mesh axes not named hold
-    replicas. `ShardSpec(partition=("row", "col"), mesh_axes=("tp", "pp"))` on a tp x pp x dp
+    split over both axes: by the first named, then each block again by the next. Mesh axes not
+    named hold replicas. `ShardSpec(partition=("row", "col"), mesh_axes=("tp", "pp"))` on a tp x pp x dp
     mesh gives every (tp, pp) position one block, repeated over dp.
     """
 
@@ -128,14 +128,19 @@ class Placed:
     mesh_shape: tuple[int, ...]
 
     def box(self, coords: Sequence[int]) -> tuple[tuple[int, int], ...]:
-        """Return the [start, stop) per dimension held at mesh coordinates `coords`."""
+        """Return the [start, stop) per dimension held at mesh coordinates `coords`.
+
+        A dimension split over several axes is split by the outer axis first, and each of those
+        blocks again by the next axis (as PyTorch applies placements), so gathering the inner
+        axes gives back exactly the outer axis' block, even when the splits are uneven.
+        """
         bounds = []
         for length, axes in zip(self.global_shape, self.dim_axes):
-            parts, index = 1, 0
+            start, stop = 0, length
             for a in axes:
-                parts *= self.mesh_shape[a]
-                index = index * self.mesh_shape[a] + coords[a]
-            bounds.append(shard_bounds(length, parts, index))
+                lo, hi = shard_bounds(stop - start, self.mesh_shape[a], coords[a])
+                start, stop = start + lo, start + hi
+            bounds.append((start, stop))
         return tuple(bounds)
 
     def replica_key(self, coords: Sequence[int]) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+import numpy as np
 from mpi4py import MPI
 
 from . import runtime
@@ -158,6 +159,8 @@ class Mesh:
             key=ranks.index(parent.rank) if self.is_member else 0,
         )
         self._comms: dict[tuple[int, ...], MPI.Cartcomm] = {}
+        self._groups: dict[object, tuple[tuple[int, ...], MPI.Cartcomm]] = {}
+        self._leaders: dict[tuple[int, ...], np.ndarray] = {}
         self._cart: MPI.Cartcomm | None = None
         if self.is_member:
             self._cart = group.Create_cart(list(dims), periods=[True] * len(dims), reorder=False)
@@ -266,6 +269,33 @@ class Mesh:
             self._comms[key] = self.comm.Sub(remain)
         return self._comms[key]
 
+    def group(self, axes: str | Sequence[str] | None) -> tuple[tuple[int, ...], MPI.Cartcomm]:
+        """Return (axis indices, communicator) of this rank's group along `axes` (None: all).
+
+        Like `comm_for`, collective the first time; then a dictionary lookup, which keeps the
+        per-call cost of collectives small.
+        """
+        key = axes if axes is None or isinstance(axes, str) else tuple(axes)
+        found = self._groups.get(key)
+        if found is None:
+            indices = tuple(range(self.ndim)) if axes is None else self._axis_indices(axes)
+            found = self._groups[key] = (indices, self.comm_for([self.axes[i] for i in indices]))
+        return found
+
+    def leaders(self, axes: Sequence[int]) -> np.ndarray:
+        """Return, for every mesh rank, the lowest mesh rank of its group along axis indices
+        `axes` (cached; no communication). Ranks with the same leader exchange in a collective
+        over those axes."""
+        key = tuple(sorted(axes))
+        found = self._leaders.get(key)
+        if found is None:
+            grid = np.arange(self.size).reshape(self.shape)
+            lowest = grid
+            for a in key:
+                lowest = lowest.min(axis=a, keepdims=True)
+            found = self._leaders[key] = np.broadcast_to(lowest, self.shape).reshape(-1).copy()
+        return found
+
     def group_ranks(self, axes: str | Sequence[str], rank: int) -> tuple[int, ...]:
         """Return the mesh ranks in `rank`'s group along `axes`, in the group communicator's order."""
         key = self._axis_indices(axes)
@@ -294,6 +324,8 @@ class Mesh:
         sub.is_member = True
         sub._cart = comm
         sub._comms = {tuple(range(len(key))): comm}
+        sub._groups = {}
+        sub._leaders = {}
         return sub
 
     def __repr__(self) -> str:

@@ -34,6 +34,9 @@ class Runtime:
     cuda_aware: bool
     cuda_aware_source: str
     staging: Staging
+    oversubscribed: bool
+    """True on every rank when some node runs more ranks than it has CPUs (a laptop or CI
+    running 72 ranks): checks then use small default sizes."""
 
     @property
     def rank(self) -> int:
@@ -82,6 +85,8 @@ def start(*, backend_name: str | None = None) -> Runtime:
     verdict = agree(world, not error, error)
     if not verdict.ok:
         raise ConfigError(f"the runtime cannot start on {verdict.summary()}")
+    crowded = node.size > (os.cpu_count() or 1)
+    oversubscribed = bool(world.allreduce(int(crowded), op=MPI.MAX))
     placement = Placement(
         host=hostname(), local_rank=node.rank, local_size=node.size, device=device
     )
@@ -96,5 +101,6 @@ def start(*, backend_name: str | None = None) -> Runtime:
         cuda_aware=cuda_aware,
         cuda_aware_source=source,
         staging=Staging(backend, cuda_aware=cuda_aware),
+        oversubscribed=oversubscribed,
     )
     return _current

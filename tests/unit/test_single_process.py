@@ -59,3 +59,35 @@ def test_layout_errors(mesh, layout, shape, error, text):
 def test_tensor_needs_a_mesh():
     with pytest.raises(TypeError, match="mesh="):
         dist.tensor((2, 2), mesh=None)
+
+
+def test_op_argument_errors_need_no_communication(mesh):
+    from tessera_mpi import op
+
+    x = dist.tensor((4, 3), mesh=mesh)
+    with pytest.raises(ValueError, match="choose one of sum, prod, max, min, avg"):
+        op.all_reduce(x, "mean")
+    with pytest.raises(ValueError, match="algorithm='ring'"):
+        op.all_reduce(x, "sum", deterministic=True, algorithm="ring")
+    with pytest.raises(TypeError, match="needs a floating dtype"):
+        op.all_reduce(dist.tensor((3,), mesh=mesh, dtype=np.int32), "avg")
+    with pytest.raises(LayoutError, match="not sharded over"):
+        op.all_gather(x, axis="tp")
+    with pytest.raises(LayoutError, match="dim=2"):
+        op.reduce_scatter(x, axis="dp", dim=2)
+    with pytest.raises(ValueError, match="root=1"):
+        op.broadcast(x, root=1)
+    with pytest.raises(TypeError, match="one mesh axis"):
+        op.shift(x, axis=["tp", "dp"])
+    with pytest.raises(ValueError, match="out holds"):
+        op.all_reduce(x, "sum", out=dist.tensor((4, 4), mesh=mesh))
+
+
+def test_single_rank_collectives_are_identities(mesh):
+    from tessera_mpi import op
+
+    x = dist.tensor((5, 4), mesh=mesh)
+    assert np.array_equal(op.all_reduce(x, "sum", deterministic=True).numpy(), x.numpy())
+    assert np.array_equal(op.all_reduce(x, "prod").numpy(), x.numpy())
+    s = op.reduce_scatter(x, axis="dp", dim=1, deterministic=True)
+    assert s.layout == dist.ShardSpec((1,), ("dp",)) and np.array_equal(s.numpy(), x.numpy())

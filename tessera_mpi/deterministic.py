@@ -1,0 +1,111 @@
+"""Deterministic distributed sums: the correctly rounded sum of one contribution per rank.
+
+Two algorithms give the same bits (both return the unique correctly rounded sum):
+
+- "digits": agree on an exponent grid with one tiny Allreduce(MAX), cut every value into
+  integer-valued float64 digits on it, Allreduce(SUM) the digits exactly, round once. Two
+  collectives and (digits + 1) float64 per element: the choice for small buffers.
+- "alltoall": all-to-all of slices, an exact local sum of the P contributions of each slice on
+  its owner, all-gather of the results. The bytes of a ring all-reduce: the choice for large
+  buffers.
+
+Collective over `comm`: every rank calls with arrays of the same shape and dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from .exact_sum import FloatFormat, canonical_nan, decode, digit_bits, digit_count, encode, exact_sum, exponent_bounds
+from .runtime.transfer import Staging
+
+ALGORITHMS = ("auto", "digits", "alltoall")
+ALLTOALL_FROM_BYTES = 64 * 1024
+"""Buffers of at least this many bytes use the all-to-all algorithm when algorithm="auto"."""
+
+
+def choose(algorithm: str, nbytes: int, size: int) -> str:
+    """Return the algorithm to use for a buffer of `nbytes` over `size` ranks."""
+    if algorithm != "auto":
+        return algorithm
+    return "alltoall" if nbytes >= ALLTOALL_FROM_BYTES and size > 1 else "digits"
+
+
+def _allreduce_inplace(comm: MPI.Intracomm, staging: Staging, a: Any, op: MPI.Op) -> None:
+    buffer = staging.send_buffer(a)
+    comm.Allreduce(MPI.IN_PLACE, buffer, op=op)
+    staging.finish(buffer, a)
+
+
+def sum_digits(comm: MPI.Intracomm, xp: Any, staging: Staging, x: Any) -> Any:
+    """Return the correctly rounded sum of `x` over `comm` by exact digit all-reduction."""
+    dtype = np.dtype(x.dtype)
+    fmt = FloatFormat.of(dtype)
+    bits = digit_bits(comm.size)
+    top, low = exponent_bounds(xp, x, fmt)
+    bounds = xp.asarray([int(top), -int(low)], dtype=np.int64)
+    _allreduce_inplace(comm, staging, bounds, MPI.MAX)
+    grid_top, grid_low = (int(v) for v in (bounds[0], -bounds[1]))
+    stack = encode(xp, x, grid_top, digit_count(grid_top - grid_low, bits), bits)
+    _allreduce_inplace(comm, staging, stack, MPI.SUM)
+    return canonical_nan(xp, decode(xp, stack, grid_top, bits, comm.size, dtype))
+
+
+def reduce_scatter_exact(comm: MPI.Intracomm, xp: Any, staging: Staging, blocks: Any) -> Any:
+    """Return the correctly rounded sum over ranks of row `comm.rank` of `blocks`.
+
+    `blocks` is (P, chunk), row i destined for rank i: one all-to-all brings each rank the P
+    contributions to its row, which it sums exactly. Equal rows let MPI use its all-to-all
+    algorithms rather than the slower all-to-all-v.
+    """
+    received = xp.empty_like(blocks)
+    send, recv = staging.send_buffer(blocks), staging.recv_buffer(received)
+    comm.Alltoall(send, recv)
+    staging.finish(recv, received)
+    return exact_sum(xp, received)
+
+
+def rows(xp: Any, flat: Any, size: int) -> Any:
+    """Return `flat` as (size, ceil(n / size)) rows, zero-padded at the end (the shard rule)."""
+    chunk = -(-flat.size // size)
+    if chunk * size == flat.size:
+        return flat.reshape(size, chunk)
+    padded = xp.zeros(size * chunk, dtype=flat.dtype)
+    padded[: flat.size] = flat
+    return padded.reshape(size, chunk)
+
+
+def sum_alltoall(comm: MPI.Intracomm, xp: Any, staging: Staging, x: Any, *, out: Any = None) -> Any:
+    """Return the correctly rounded sum of `x` over `comm`: exact reduce-scatter, then all-gather.
+
+    The result goes into `out` (which may be `x`) when given.
+    """
+    flat = xp.ascontiguousarray(x).reshape(-1)
+    part = reduce_scatter_exact(comm, xp, staging, rows(xp, flat, comm.size))
+    fits = out is not None and part.size * comm.size == flat.size and out.flags.c_contiguous
+    gathered = out.reshape(comm.size, part.size) if fits else xp.empty((comm.size, part.size), dtype=x.dtype)
+    send, recv = staging.send_buffer(part), staging.recv_buffer(gathered)
+    comm.Allgather(send, recv)
+    staging.finish(recv, gathered)
+    result = gathered.reshape(-1)[: flat.size].reshape(x.shape)
+    if out is not None and not fits:
+        out[...] = result
+        return out
+    return result
+
+
+def deterministic_sum(
+    comm: MPI.Intracomm, xp: Any, staging: Staging, x: Any, *, algorithm: str = "auto", out: Any = None
+) -> Any:
+    """Return the correctly rounded sum of `x` over `comm` with the named (or chosen) algorithm,
+    written into `out` when given."""
+    if choose(algorithm, x.nbytes, comm.size) == "alltoall":
+        return sum_alltoall(comm, xp, staging, x, out=out)
+    result = sum_digits(comm, xp, staging, x)
+    if out is None:
+        return result
+    out[...] = result
+    return out
