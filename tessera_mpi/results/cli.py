@@ -1,4 +1,4 @@
-"""`python -m tessera_mpi.results FILE`: a readable summary of a results file."""
+"""`python -m tessera_mpi.results FILE...` summarizes files; `... compare BASE NEW` compares two."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 
 from .._text import plural
+from .compare import compare_runs
 from .reader import ResultsFileError, RunResults, read_results
 
 
@@ -16,13 +17,14 @@ def format_run(run: RunResults) -> str:
     hosts = Counter(h.decode() if isinstance(h, bytes) else h for h in run.ranks["host"])
     shape = "x".join(str(s) for s in a.get("mesh_shape", []))
     axes = ",".join(a.get("mesh_axes", []))
+    mpi = str(a.get("mpi_library_version", "")).splitlines()
     lines = [
         f"{run.path}",
         f"  created {a.get('created')} by tessera_mpi {a.get('tessera_mpi_version')} "
         f"(schema {a.get('schema_version')}, git {a.get('git_commit') or 'unknown'})",
         f"  {a.get('world_size')} ranks on {plural(len(hosts), 'host')}, mesh {shape} ({axes}), "
         f"backend {a.get('backend')}, CUDA-aware MPI {'yes' if a.get('cuda_aware') else 'no'}",
-        f"  MPI: {str(a.get('mpi_library_version', '')).splitlines()[0] if a.get('mpi_library_version') else '?'}",
+        f"  MPI: {mpi[0] if mpi else '?'}",
         f"  launcher: {a.get('launcher')}",
         f"  command: {a.get('command_line')}",
         "",
@@ -31,9 +33,7 @@ def format_run(run: RunResults) -> str:
     counts: Counter[str] = Counter()
     for check in run.checks.values():
         counts[check.status] += 1
-        lines.append(
-            f"  {check.name:<14}{check.status:<9}{check.duration_s:>9.2f}s  {check.headline}"
-        )
+        lines.append(f"  {check.name:<14}{check.status:<9}{check.duration_s:>9.2f}s  {check.headline}")
         if check.status != "passed" and check.message:
             lines.extend(f"      {line}" for line in check.message.splitlines())
         for key, data in check.datasets.items():
@@ -43,12 +43,10 @@ def format_run(run: RunResults) -> str:
     return "\n".join(lines)
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 when a file cannot be read)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tessera_mpi.results",
-        description="Print a readable summary of tessera_mpi results files.",
-    )
+def _summary(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tessera_mpi.results",
+                                     description="Print a readable summary of tessera_mpi results files. "
+                                                 "Use `compare BASE NEW` to compare two runs.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="results file (.h5)")
     args = parser.parse_args(argv)
     code = 0
@@ -59,3 +57,30 @@ def run(argv: list[str] | None = None) -> int:
             print(f"tessera_mpi.results: error: {exc}", file=sys.stderr)
             code = 2
     return code
+
+
+def _compare(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tessera_mpi.results compare",
+                                     description="Compare two runs: check status changes and whether "
+                                                 "their digests show identical bits. Exit 1 on a regression.")
+    parser.add_argument("base", help="the earlier (reference) results file")
+    parser.add_argument("new", help="the results file to judge")
+    args = parser.parse_args(argv)
+    try:
+        base, new = read_results(args.base), read_results(args.new)
+    except ResultsFileError as exc:
+        print(f"tessera_mpi.results compare: error: {exc}", file=sys.stderr)
+        return 2
+    comparison = compare_runs(base, new)
+    print(f"base {base.path}\nnew  {new.path}")
+    print("\n".join(comparison.lines))
+    print("no regression" if comparison.ok else f"{len(comparison.regressions)} regression(s)")
+    return 0 if comparison.ok else 1
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (1 for a regression in compare, 2 for unreadable files)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "compare":
+        return _compare(argv[1:])
+    return _summary(argv)

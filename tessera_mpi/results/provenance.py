@@ -57,6 +57,7 @@ def root_attrs(rt: Runtime, mesh: Mesh, created: datetime) -> dict[str, Any]:
         "cuda_aware_source": rt.cuda_aware_source,
         "command_line": shlex.join(getattr(sys, "orig_argv", sys.argv)),
         "launcher": rt.launch.describe(),
+        "oversubscribed": bool(rt.oversubscribed),
         "python_version": sys.version.split()[0],
     }
     commit = git_commit()

@@ -35,6 +35,13 @@ class CheckContext:
         """True on the rank that prints and writes results."""
         return self.runtime.rank == 0
 
+    def sized(self, *, full: int, small: int, quick: int) -> int:
+        """Return the size for this run: `quick` with --quick, `small` when the machine is
+        oversubscribed (more ranks than cores), `full` on real hardware. The same on every rank."""
+        if self.options.quick:
+            return quick
+        return small if self.runtime.oversubscribed else full
+
     def fail(self, message: str) -> None:
         """Record that this rank found a problem; the check goes on and fails at the end."""
         self.failures.append(message)
