@@ -95,21 +95,18 @@ def all_reduce(
     in rank order; "max" and "min" are exact anyway. `algorithm` ("auto", "digits", "alltoall")
     picks the deterministic sum's method; all give the same bits. Collective over the mesh.
     """
-    x = _tensor(x, "op.all_reduce")
-    mpi_op = _MPI_OPS.get(op) if isinstance(op, str) else None
+    if type(x) is not DistTensor:
+        x = _tensor(x, "op.all_reduce")
+    mpi_op = _MPI_OPS.get(op) if type(op) is str else None
     if mpi_op is None:
         _reduce_op(op, "op.all_reduce")
-    out = _output(x, out, "op.all_reduce")
-    dtype = x.local.dtype
-    floating = dtype.kind == "f"
-    exact = deterministic and floating and op in ("sum", "avg")
+    if out is not None and out is not x:
+        _output(x, out, "op.all_reduce")
+    local = x.local
+    dtype = local.dtype
+    exact = deterministic and op in ("sum", "avg") and dtype.kind == "f"
     if deterministic or op == "avg":
-        if algorithm not in det.ALGORITHMS:
-            raise ValueError(f"op.all_reduce: algorithm={algorithm!r}; choose one of {', '.join(det.ALGORITHMS)}")
-        if op == "avg" and not floating:
-            raise TypeError(f"op.all_reduce: op='avg' needs a floating dtype, the tensor holds {dtype}")
-        if exact and dtype not in (np.float32, np.float64):
-            raise TypeError(f"deterministic sums support float32 and float64, the tensor holds {dtype}")
+        _check_reduction(op, dtype, exact, algorithm)
     mesh = x.mesh
     axes, comm = mesh.group(axis)
     if check:
@@ -117,11 +114,12 @@ def all_reduce(
                    local=x.local_shape, group_axes=axes)
     rt = mesh.runtime
     xp, staging = rt.backend.xp, rt.staging
-    local = x.local if x.local.flags.c_contiguous else xp.ascontiguousarray(x.local)
+    if not local.flags.c_contiguous:
+        local = xp.ascontiguousarray(local)
     target = None if out is None else out.local
     if exact:
         result = det.deterministic_sum(comm, xp, staging, local, algorithm=algorithm, out=target)
-    elif deterministic and floating and op == "prod":
+    elif deterministic and op == "prod" and dtype.kind == "f":
         result = _ordered_product(comm, x, local)
     elif out is x:
         result = local
@@ -141,6 +139,16 @@ def all_reduce(
         out.local[...] = result
     out.patterned = False
     return out
+
+
+def _check_reduction(op: str, dtype: np.dtype, exact: bool, algorithm: str) -> None:
+    """Validate the arguments that only deterministic reductions and averages use."""
+    if algorithm not in det.ALGORITHMS:
+        raise ValueError(f"op.all_reduce: algorithm={algorithm!r}; choose one of {', '.join(det.ALGORITHMS)}")
+    if op == "avg" and dtype.kind != "f":
+        raise TypeError(f"op.all_reduce: op='avg' needs a floating dtype, the tensor holds {dtype}")
+    if exact and dtype not in (np.float32, np.float64):
+        raise TypeError(f"deterministic sums support float32 and float64, the tensor holds {dtype}")
 
 
 def _ordered_product(comm: MPI.Intracomm, x: DistTensor, local: Any) -> Any:

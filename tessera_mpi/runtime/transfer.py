@@ -19,19 +19,22 @@ class Staging:
 
     def __init__(self, backend: ArrayBackend, *, cuda_aware: bool) -> None:
         self.backend = backend
+        self.device = backend.is_device
         self.staged = backend.is_device and not cuda_aware
         """True when device buffers travel through host copies."""
 
     def send_buffer(self, a: Any) -> Any:
         """Return a buffer with the contents of `a` that MPI may read now."""
-        if self.backend.is_device:
-            self.backend.synchronize()
+        if not self.device:
+            return a
+        self.backend.synchronize()
         return self.backend.to_host(a) if self.staged else a
 
     def recv_buffer(self, a: Any) -> Any:
         """Return a buffer of `a`'s shape and dtype that MPI may write now."""
-        if self.backend.is_device:
-            self.backend.synchronize()
+        if not self.device:
+            return a
+        self.backend.synchronize()
         return np.empty(a.shape, dtype=a.dtype) if self.staged else a
 
     def finish(self, buffer: Any, a: Any) -> None:
