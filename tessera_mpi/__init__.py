@@ -1,9 +1,9 @@
 """tessera_mpi: rack-scale QA for multi-GPU systems, launched with MPI (one rank per GPU).
 
-The QA guide's API: `from tessera_mpi import dist, op, tensor`.
+The QA guide's API: `from tessera_mpi import dist, op, tensor, profile`.
 """
 
-from . import dist, op, tensor
+from . import dist, op, profile, tensor
 from ._version import __version__
 from .errors import (
     AxisError,
@@ -26,5 +26,6 @@ __all__ = [
     "__version__",
     "dist",
     "op",
+    "profile",
     "tensor",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import deterministic as det
+from . import profile
 from .call_check import check_call
 from .errors import LayoutError
 from .layout import Layout, Placed, Replicate, ShardSpec, place, volume
@@ -62,6 +63,21 @@ def _one_axis(mesh: Mesh, axis: object, what: str) -> int:
 
 def _signature(x: DistTensor, *extra: Any) -> tuple:
     return (x.dtype.str, x.global_shape, str(x.layout), *extra)
+
+
+def _clock(mesh: Mesh) -> Any:
+    """Return a started clock when a profiling session is open, else None (nearly free)."""
+    if not profile._sessions:
+        return None
+    clock = mesh.runtime.backend.clock()
+    clock.start()
+    return clock
+
+
+def _record(clock: Any, name: str, size_bytes: int, dtype: Any, participants: int) -> None:
+    if clock is not None:
+        profile.record(name, size_bytes=size_bytes, dtype=dtype, participants=participants,
+                       seconds=clock.stop())
 
 
 def _output(x: DistTensor, out: DistTensor | None, what: str) -> DistTensor | None:
@@ -117,6 +133,7 @@ def all_reduce(
     if not local.flags.c_contiguous:
         local = xp.ascontiguousarray(local)
     target = None if out is None else out.local
+    clock = _clock(mesh)
     if exact:
         result = det.deterministic_sum(comm, xp, staging, local, algorithm=algorithm, out=target)
     elif deterministic and op == "prod" and dtype.kind == "f":
@@ -131,6 +148,7 @@ def all_reduce(
         send, recv = staging.send_buffer(local), staging.recv_buffer(result)
         comm.Allreduce(send, recv, op=mpi_op)
         staging.finish(recv, result)
+    _record(clock, "all_reduce", local.nbytes, dtype, comm.size)
     if op == "avg":
         result = xp.divide(result, dtype.type(comm.size)).astype(dtype, copy=False)
     if out is None:
@@ -226,9 +244,11 @@ def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistT
     rt = mesh.runtime
     xp = rt.backend.xp
     flat = xp.empty(sum(counts), dtype=x.dtype)
+    clock = _clock(mesh)
     send, recv = rt.staging.send_buffer(xp.ascontiguousarray(x.local).reshape(-1)), rt.staging.recv_buffer(flat)
     comm.Allgatherv(send, [recv, (counts, displs)])
     rt.staging.finish(recv, flat)
+    _record(clock, "all_gather", flat.nbytes, x.dtype, comm.size)
     local = xp.empty(tuple(b - a for a, b in box), dtype=x.dtype)
     for member_box, count, displ in zip(boxes, counts, displs):
         shape = tuple(b - a for a, b in member_box)
@@ -282,6 +302,7 @@ def reduce_scatter(
     counts = [(b[dim][1] - b[dim][0]) * row for b in boxes]
     displs = [(b[dim][0] - origin) * row for b in boxes]
     flat = front.reshape(-1)
+    clock = _clock(mesh)
     if exact:
         blocks = xp.zeros((comm.size, max(counts)), dtype=x.dtype)
         for i, (count, displ) in enumerate(zip(counts, displs)):
@@ -292,6 +313,7 @@ def reduce_scatter(
         send, recv = rt.staging.send_buffer(flat), rt.staging.recv_buffer(part)
         comm.Reduce_scatter(send, recv, recvcounts=counts, op=_MPI_OPS[op])
         rt.staging.finish(recv, part)
+    _record(clock, "reduce_scatter", flat.nbytes, x.dtype, comm.size)
     if op == "avg":
         part = xp.divide(part, x.dtype.type(comm.size)).astype(x.dtype, copy=False)
     shard = part.reshape((box[dim][1] - box[dim][0],) + tuple(front.shape[1:]))
@@ -314,9 +336,11 @@ def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = 
         check_call(mesh, "op.broadcast", _signature(x, axes, int(root)), local=x.local_shape, group_axes=axes)
     rt = mesh.runtime
     data = rt.backend.xp.ascontiguousarray(x.local).copy()
+    clock = _clock(mesh)
     buffer = rt.staging.send_buffer(data)
     comm.Bcast(buffer, root=int(root))
     rt.staging.finish(buffer, data)
+    _record(clock, "broadcast", data.nbytes, x.dtype, comm.size)
     return x.with_local(data)
 
 
@@ -368,10 +392,12 @@ def _redistribute(x: DistTensor, layout: Layout, placed: Placed, axes: tuple[int
     pieces = [xp.ascontiguousarray(x.local[_relative(b, mine_old)]).reshape(-1) for b in outgoing]
     packed = xp.concatenate(pieces) if pieces else xp.empty(0, dtype=x.dtype)
     received = xp.empty(sum(recv_counts), dtype=x.dtype)
+    comm = mesh.group([mesh.axes[a] for a in axes])[1]
+    clock = _clock(mesh)
     send, recv = rt.staging.send_buffer(packed), rt.staging.recv_buffer(received)
-    mesh.group([mesh.axes[a] for a in axes])[1].Alltoallv(
-        [send, (send_counts, send_displs)], [recv, (recv_counts, recv_displs)])
+    comm.Alltoallv([send, (send_counts, send_displs)], [recv, (recv_counts, recv_displs)])
     rt.staging.finish(recv, received)
+    _record(clock, "all_to_all", packed.nbytes, x.dtype, comm.size)
     local = xp.empty(tuple(b - a for a, b in mine_new), dtype=x.dtype)
     for box, count, displ in zip(incoming, recv_counts, recv_displs):
         local[_relative(box, mine_new)] = received[displ:displ + count].reshape(tuple(b - a for a, b in box))
@@ -401,8 +427,10 @@ def send(x: DistTensor, *, axis: str, dest: int, tag: int = 0) -> None:
     mesh = x.mesh
     a = _one_axis(mesh, axis, "op.send")
     to = _coordinate(mesh, a, dest, "op.send: dest")
-    buffer = mesh.runtime.staging.send_buffer(mesh.runtime.backend.xp.ascontiguousarray(x.local))
-    mesh.comm_for(axis).Send(buffer, dest=to, tag=tag)
+    data = mesh.runtime.backend.xp.ascontiguousarray(x.local)
+    clock = _clock(mesh)
+    mesh.comm_for(axis).Send(mesh.runtime.staging.send_buffer(data), dest=to, tag=tag)
+    _record(clock, "send", data.nbytes, x.dtype, 2)
 
 
 def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTensor:
@@ -418,9 +446,11 @@ def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTenso
     box = _peer_box(like, a, src)
     rt = mesh.runtime
     out = rt.backend.xp.empty(tuple(b - s for s, b in box), dtype=like.dtype)
+    clock = _clock(mesh)
     buffer = rt.staging.recv_buffer(out)
     mesh.comm_for(axis).Recv(buffer, source=src, tag=tag)
     rt.staging.finish(buffer, out)
+    _record(clock, "recv", out.nbytes, like.dtype, 2)
     return DistTensor(out, mesh=mesh, layout=like.layout, placed=like.placed, box=box, patterned=False)
 
 
@@ -437,8 +467,11 @@ def shift(x: DistTensor, *, axis: str, offset: int = 1) -> DistTensor:
     rt = mesh.runtime
     xp = rt.backend.xp
     out = xp.empty(tuple(b - s for s, b in box), dtype=x.dtype)
-    send_buffer = rt.staging.send_buffer(xp.ascontiguousarray(x.local))
+    data = xp.ascontiguousarray(x.local)
+    clock = _clock(mesh)
+    send_buffer = rt.staging.send_buffer(data)
     recv_buffer = rt.staging.recv_buffer(out)
     mesh.comm_for(axis).Sendrecv(send_buffer, dest=to, recvbuf=recv_buffer, source=frm)
     rt.staging.finish(recv_buffer, out)
+    _record(clock, "sendrecv", data.nbytes, x.dtype, size)
     return DistTensor(out, mesh=mesh, layout=x.layout, placed=x.placed, box=box, patterned=False)

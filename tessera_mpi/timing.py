@@ -1,17 +1,22 @@
 """The one timing helper: back-to-back iterations after a barrier and warm-up, IMB conventions.
 
-Each rank times every iteration with MPI.Wtime; the headline is the maximum over ranks of the
-per-rank mean (IMB's t_max), with the mean and minimum over ranks and per-iteration
-percentiles beside it.
+Each rank times every iteration with its backend's clock (MPI.Wtime for host buffers, device
+events for device buffers, and the host clock beside them so the two can be compared); the
+headline is the maximum over ranks of the per-rank mean (IMB's t_max), with the mean and
+minimum over ranks and per-iteration percentiles beside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from mpi4py import MPI
+
+from .runtime.backend import EventClock, HostClock
+
+Clock = HostClock | EventClock
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,10 @@ class Timing:
     """Median over all ranks' iterations."""
     p99: float
     """99th percentile over all ranks' iterations."""
+    clock: str = "host"
+    """The clock that produced the times: "host" or "events"."""
+    host_t_max: float | None = None
+    """t_max by the host clock, when the times came from device events."""
 
 
 def iterations_for(nbytes: int, *, max_iterations: int = 1000, min_iterations: int = 5,
@@ -37,23 +46,44 @@ def iterations_for(nbytes: int, *, max_iterations: int = 1000, min_iterations: i
     return int(max(min_iterations, min(max_iterations, byte_budget // max(nbytes, 1))))
 
 
-def time_loop(comm: MPI.Intracomm, body: Callable[[], object], *, iterations: int, warmup: int = 2) -> Timing:
+def time_loop(
+    comm: MPI.Intracomm,
+    body: Callable[[], object],
+    *,
+    iterations: int,
+    warmup: int = 2,
+    clock: Clock | None = None,
+) -> Timing:
     """Run `body` `warmup` times, then `iterations` timed times, and summarize over `comm`.
 
     Collective over `comm`: every rank runs the same loop (body is typically a collective).
+    `clock` defaults to the host clock; with device events the host clock is read as well.
     """
+    clock = HostClock() if clock is None else clock
     for _ in range(warmup):
         body()
     comm.Barrier()
+    if clock.name == "host":
+        # One timestamp per iteration: each iteration ends where the next begins.
+        stamps = np.empty(iterations + 1)
+        stamps[0] = MPI.Wtime()
+        for i in range(iterations):
+            body()
+            stamps[i + 1] = MPI.Wtime()
+        return summarize(comm, np.diff(stamps))
     times = np.empty(iterations)
+    host = np.empty(iterations)
     for i in range(iterations):
-        start = MPI.Wtime()
+        wall = MPI.Wtime()
+        clock.start()
         body()
-        times[i] = MPI.Wtime() - start
-    return summarize(comm, times)
+        times[i] = clock.stop()
+        host[i] = MPI.Wtime() - wall
+    timing = summarize(comm, times, clock=clock.name)
+    return replace(timing, host_t_max=summarize(comm, host).t_max)
 
 
-def summarize(comm: MPI.Intracomm, times: np.ndarray) -> Timing:
+def summarize(comm: MPI.Intracomm, times: np.ndarray, *, clock: str = "host") -> Timing:
     """Return the Timing of per-iteration `times` from every rank (collective over `comm`)."""
     mean = float(times.mean())
     means = np.empty(comm.size)
@@ -67,4 +97,5 @@ def summarize(comm: MPI.Intracomm, times: np.ndarray) -> Timing:
         t_min=float(means.min()),
         p50=float(np.percentile(everything, 50)),
         p99=float(np.percentile(everything, 99)),
+        clock=clock,
     )

@@ -12,6 +12,7 @@ import os
 from typing import Any, ClassVar
 
 import numpy as np
+from mpi4py import MPI
 
 from ..errors import ConfigError
 from .device import visible_devices
@@ -19,6 +20,51 @@ from .device import visible_devices
 BACKEND_ENV = "TESSERA_BACKEND"
 BACKEND_NAMES = ("auto", "numpy", "cupy", "emulated")
 EMULATED_DEVICES_ENV = "TESSERA_EMULATED_DEVICES"
+
+
+class HostClock:
+    """Wall-clock timing with MPI.Wtime, for host buffers."""
+
+    name = "host"
+
+    def start(self) -> None:
+        self._t0 = MPI.Wtime()
+
+    def stop(self) -> float:
+        """Return the seconds since `start`."""
+        return MPI.Wtime() - self._t0
+
+
+class EventClock:
+    """Timing with device events on the current stream (CUDA events on CuPy).
+
+    `events` makes the event pair; the emulated backend passes host-timed events so that this
+    path runs, and is tested, on machines without a GPU.
+    """
+
+    name = "events"
+
+    def __init__(self, events: Any, elapsed_ms: Any) -> None:
+        self._begin, self._end = events(), events()
+        self._elapsed_ms = elapsed_ms
+
+    def start(self) -> None:
+        self._begin.record()
+
+    def stop(self) -> float:
+        self._end.record()
+        self._end.synchronize()
+        return float(self._elapsed_ms(self._begin, self._end)) / 1e3
+
+
+class _HostEvent:
+    """An event with the CUDA event interface, stamped with the host clock (emulated backend)."""
+
+    def record(self) -> None:
+        self.at = MPI.Wtime()
+
+    def synchronize(self) -> None:
+        """Host events are complete when recorded."""
 
 
 class ArrayBackend:
@@ -54,6 +100,10 @@ class ArrayBackend:
 
     def synchronize(self) -> None:
         """Wait until queued device work is done, so MPI reads finished data."""
+
+    def clock(self) -> HostClock | EventClock:
+        """Return a new clock for timing operations on this backend's buffers."""
+        return HostClock()
 
 
 class NumpyBackend(ArrayBackend):
@@ -103,6 +153,9 @@ class EmulatedDeviceBackend(NumpyBackend):
     def synchronize(self) -> None:
         self.syncs += 1
 
+    def clock(self) -> EventClock:
+        return EventClock(_HostEvent, lambda begin, end: (end.at - begin.at) * 1e3)
+
 
 class CupyBackend(ArrayBackend):
     """Device memory through CuPy, one current device per process."""
@@ -138,6 +191,9 @@ class CupyBackend(ArrayBackend):
 
     def synchronize(self) -> None:
         self.xp.cuda.get_current_stream().synchronize()
+
+    def clock(self) -> EventClock:
+        return EventClock(self.xp.cuda.Event, self.xp.cuda.get_elapsed_time)
 
 
 def _usable_cupy() -> tuple[Any, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from ..mesh import Mesh
 from ..results import Dataset
 from ..runtime import Runtime
 from .options import SuiteOptions
+
+
+T = TypeVar("T")
 
 
 class CheckSkipped(Exception):
@@ -35,7 +38,7 @@ class CheckContext:
         """True on the rank that prints and writes results."""
         return self.runtime.rank == 0
 
-    def sized(self, *, full: int, small: int, quick: int) -> int:
+    def sized(self, *, full: T, small: T, quick: T) -> T:
         """Return the size for this run: `quick` with --quick, `small` when the machine is
         oversubscribed (more ranks than cores), `full` on real hardware. The same on every rank."""
         if self.options.quick:

