@@ -1,13 +1,15 @@
 """tessera_mpi: rack-scale QA for multi-GPU systems, launched with MPI (one rank per GPU).
 
-The QA guide's API: `from tessera_mpi import dist, op, tensor, profile`.
+The QA guide's API: `from tessera_mpi import dist, op, tensor, profile, fault`.
 """
 
-from . import dist, op, profile, tensor
+from . import dist, fault, op, profile, tensor
 from ._version import __version__
 from .errors import (
     AxisError,
     ConfigError,
+    CorruptionError,
+    DeviceLostError,
     DivergenceError,
     LayoutError,
     MeshSpecError,
@@ -18,6 +20,8 @@ from .errors import (
 __all__ = [
     "AxisError",
     "ConfigError",
+    "CorruptionError",
+    "DeviceLostError",
     "DivergenceError",
     "LayoutError",
     "MeshSpecError",
@@ -25,6 +29,7 @@ __all__ = [
     "TesseraError",
     "__version__",
     "dist",
+    "fault",
     "op",
     "profile",
     "tensor",

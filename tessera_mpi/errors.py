@@ -29,3 +29,24 @@ class DivergenceError(TesseraError, RuntimeError):
 
 class AxisError(TesseraError, ValueError):
     """A name was used as a mesh axis but the mesh has no axis of that name."""
+
+
+class DeviceLostError(TesseraError, RuntimeError):
+    """A collective failed because ranks (devices) died; `failed` names them."""
+
+    def __init__(self, message: str, failed: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.failed = failed
+        """Ranks in the job's world (as numbered before the failure) known to have failed."""
+
+
+class CorruptionError(TesseraError, RuntimeError):
+    """A verified collective found ranks whose result differs from the others' (silent data corruption)."""
+
+    def __init__(self, message: str, ranks: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.ranks = ranks
+
+
+class StaleTensorError(TesseraError, RuntimeError):
+    """A tensor's block no longer exists on its mesh, which was rebuilt after a failure."""

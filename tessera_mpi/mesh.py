@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -114,12 +115,73 @@ def _normalize_shape(shape: object, names: tuple[str, ...], count: int) -> tuple
 
 
 def check_mesh_args(
-    axes: object, devices: object, shape: object, world_size: int
+    axes: object, devices: object, shape: object, world_size: int, spares: object = 0
 ) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:
-    """Validate and normalize Mesh arguments without communication; raise MeshSpecError or TypeError."""
+    """Validate and normalize Mesh arguments without communication; raise MeshSpecError or TypeError.
+
+    The last `spares` devices are held back as spares; the shape covers the others.
+    """
     names = _normalize_axes(axes)
     ranks = _normalize_devices(devices, world_size)
-    return names, ranks, _normalize_shape(shape, names, len(ranks))
+    if isinstance(spares, bool) or not isinstance(spares, int):
+        raise TypeError(f"Mesh spares must be an int, got {spares!r}")
+    if not 0 <= spares < len(ranks):
+        raise MeshSpecError(f"Mesh spares={spares} must be at least 0 and leave at least one of the "
+                            f"{len(ranks)} devices in the mesh")
+    return names, ranks, _normalize_shape(shape, names, len(ranks) - spares)
+
+
+DATA_PARALLEL_AXIS = "dp"
+"""The axis whose replica is dropped when a member fails and no spare is left."""
+
+
+@dataclass(frozen=True)
+class Repair:
+    """How a mesh continues after losing devices: its new shape, members and spares."""
+
+    shape: tuple[int, ...]
+    members: tuple[int, ...]
+    spares: tuple[int, ...]
+    note: str
+
+
+def plan_repair(
+    axes: tuple[str, ...], shape: tuple[int, ...], members: tuple[int, ...], spares: tuple[int, ...],
+    lost: set[int],
+) -> Repair:
+    """Return how a mesh of `members` (row-major positions) and `spares` survives losing `lost`.
+
+    Spares take the positions of lost members, in order. Without enough spares, a 1-D mesh
+    shrinks, and a mesh with a "dp" axis drops every data-parallel replica that held a lost
+    member (its healthy ranks become spares). Otherwise the mesh is lost (no members).
+    """
+    alive_spares = [r for r in spares if r not in lost]
+    holes = [i for i, r in enumerate(members) if r in lost]
+    if not holes:
+        return Repair(shape, members, tuple(alive_spares), "no member lost")
+    if len(holes) <= len(alive_spares):
+        filled = list(members)
+        moves = []
+        for i in holes:
+            filled[i] = alive_spares.pop(0)
+            moves.append(f"spare {filled[i]} took the place of {members[i]}")
+        return Repair(shape, tuple(filled), tuple(alive_spares), "; ".join(moves))
+    if len(axes) == 1:
+        kept = tuple(r for r in members if r not in lost)
+        return Repair((len(kept),), kept, tuple(alive_spares), f"shrank from {len(members)} to {len(kept)}")
+    if DATA_PARALLEL_AXIS in axes:
+        a = axes.index(DATA_PARALLEL_AXIS)
+        grid = np.array(members).reshape(shape)
+        lost_replicas = sorted({int(np.argwhere(grid == members[i])[0][a]) for i in holes})
+        keep = [c for c in range(shape[a]) if c not in lost_replicas]
+        if keep:
+            kept = np.take(grid, keep, axis=a)
+            new_shape = tuple(len(keep) if d == a else n for d, n in enumerate(shape))
+            idle = [int(r) for r in np.take(grid, lost_replicas, axis=a).reshape(-1) if int(r) not in lost]
+            return Repair(new_shape, tuple(int(r) for r in kept.reshape(-1)), tuple(alive_spares + idle),
+                          f"dropped data-parallel replica(s) {lost_replicas}: {shape_str(shape)} -> "
+                          f"{shape_str(new_shape)}")
+    return Repair(shape, (), tuple(alive_spares), "lost: no spare left and no data-parallel axis to shrink")
 
 
 class Mesh:
@@ -141,22 +203,38 @@ class Mesh:
         *,
         shape: Sequence[int] | None = None,
         comm: MPI.Intracomm | None = None,
+        spares: int = 0,
     ) -> None:
-        self.runtime = runtime.start()
-        parent = self.runtime.world if comm is None else comm
-        names, ranks, dims = check_mesh_args(axes, devices, shape, parent.size)
-        agree_equal(parent, (names, ranks, dims), what="the Mesh arguments (axes, devices, shape)")
+        rt = runtime.start()
+        parent = rt.world if comm is None else comm
+        names, ranks, dims = check_mesh_args(axes, devices, shape, parent.size, spares)
+        agree_equal(parent, (names, ranks, dims, spares), what="the Mesh arguments (axes, devices, shape, spares)")
+        self.epoch = 0
+        """Incremented at every rebuild after a failure; tensors compare it with theirs."""
+        self.note = ""
+        """What the last rebuild did to this mesh."""
+        self._on_world = comm is None or comm == rt.world
+        self._build(rt, parent, names, dims, ranks[: len(ranks) - spares], ranks[len(ranks) - spares:])
+        runtime.register_mesh(self)
+
+    def _build(
+        self, rt: runtime.Runtime, parent: MPI.Intracomm, names: tuple[str, ...], dims: tuple[int, ...],
+        members: tuple[int, ...], spares: tuple[int, ...],
+    ) -> None:
+        """Make the Cartesian communicator and its groups (collective over `parent`)."""
+        self.runtime = rt
         self.parent = parent
         self.axes = names
         self.shape = dims
-        self.devices = ranks
-        self.is_member = parent.rank in ranks
-        self.placements: tuple[Placement, ...] = tuple(
-            parent.allgather(self.runtime.placement)[r] for r in ranks
-        )
+        self.devices = members
+        self.spares = spares
+        """Ranks of `parent` held back to replace failed members."""
+        self.is_member = parent.rank in members
+        everyone = parent.allgather(rt.placement)
+        self.placements: tuple[Placement, ...] = tuple(everyone[r] for r in members)
         group = parent.Split(
             0 if self.is_member else MPI.UNDEFINED,
-            key=ranks.index(parent.rank) if self.is_member else 0,
+            key=members.index(parent.rank) if self.is_member else 0,
         )
         self._comms: dict[tuple[int, ...], MPI.Cartcomm] = {}
         self._groups: dict[object, tuple[tuple[int, ...], MPI.Cartcomm]] = {}
@@ -169,6 +247,21 @@ class Mesh:
             for index in range(len(dims)):
                 self.comm_for(names[index])
 
+    def _rebuild(self, old: runtime.Runtime, new: runtime.Runtime, lost: tuple[int, ...]) -> None:
+        """Continue on the survivors after old-world ranks `lost` failed (collective over them)."""
+        self.epoch += 1
+        if not self._on_world:
+            self._build(new, new.world, self.axes, self.shape, (), ())
+            self.note = "lost: it was built on a communicator other than the job's world"
+            return
+        repair = plan_repair(self.axes, self.shape, self.devices, self.spares, set(lost))
+        survivors = [r for r in range(old.size) if r not in set(lost)]
+        renumber = {r: i for i, r in enumerate(survivors)}
+        members = tuple(renumber[r] for r in repair.members)
+        spares = tuple(renumber[r] for r in repair.spares)
+        self._build(new, new.world, self.axes, repair.shape, members, spares)
+        self.note = repair.note
+
     @property
     def ndim(self) -> int:
         return len(self.axes)
@@ -179,8 +272,9 @@ class Mesh:
 
     def _require_member(self, what: str) -> None:
         if not self.is_member:
+            why = f" ({self.note})" if self.note.startswith("lost") else ""
             raise NotInMeshError(
-                f"rank {self.parent.rank} is not one of this mesh's {self.size} devices, so it "
+                f"rank {self.parent.rank} is not one of this mesh's {self.size} devices{why}, so it "
                 f"cannot {what}; guard mesh work with `if mesh.is_member:`"
             )
 
@@ -247,6 +341,13 @@ class Mesh:
     def placement(self, rank: int) -> Placement:
         """Return the host, local rank and device of mesh rank `rank` (no communication)."""
         return self.placements[rank]
+
+    def where(self, world_rank: int) -> str:
+        """Return where rank `world_rank` of the parent sits: "tp=0,pp=1,dp=1", "spare" or "not in the mesh"."""
+        if world_rank in self.devices:
+            coords = self.coords_of(self.devices.index(world_rank))
+            return ",".join(f"{a}={c}" for a, c in zip(self.axes, coords))
+        return "spare" if world_rank in self.spares else "not in the mesh"
 
     def describe(self, rank: int) -> str:
         """Return e.g. "rank 37 (tp=3,pp=0,dp=1; host n07, local rank 1, device cuda:1 ...)"."""
@@ -326,9 +427,15 @@ class Mesh:
         sub._comms = {tuple(range(len(key))): comm}
         sub._groups = {}
         sub._leaders = {}
+        sub.spares = ()
+        sub.epoch = self.epoch
+        sub.note = ""
+        sub._on_world = False
         return sub
 
     def __repr__(self) -> str:
+        if not self.devices:
+            return f"Mesh(axes={list(self.axes)!r}, devices=[], shape={self.shape!r})"
         devices = self.devices
         shown = (
             f"range({devices[0]}, {devices[-1] + 1})"

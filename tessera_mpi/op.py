@@ -14,13 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import hashlib
+from collections import Counter
+
 import numpy as np
 from mpi4py import MPI
 
 from . import deterministic as det
 from . import profile
+from .fault import hooks
+from .runtime.tracker import tracker
 from .call_check import check_call
-from .errors import LayoutError
+from ._text import rank_ranges
+from .errors import CorruptionError, LayoutError
 from .layout import Layout, Placed, Replicate, ShardSpec, place, volume
 from .mesh import Mesh
 from .tensor import DistTensor
@@ -46,6 +52,8 @@ __all__ = [
 def _tensor(x: object, what: str) -> DistTensor:
     if not isinstance(x, DistTensor):
         raise TypeError(f"{what} takes a DistTensor (from dist.tensor), got {type(x).__name__}")
+    if x.epoch != x.mesh.epoch:
+        x.refresh()
     return x
 
 
@@ -65,8 +73,12 @@ def _signature(x: DistTensor, *extra: Any) -> tuple:
     return (x.dtype.str, x.global_shape, str(x.layout), *extra)
 
 
-def _clock(mesh: Mesh) -> Any:
-    """Return a started clock when a profiling session is open, else None (nearly free)."""
+def _enter(mesh: Mesh, name: str) -> Any:
+    """Begin a collective's communication: planned faults strike, the tracker records the call,
+    and a clock starts when a profiling session is open (each nearly free otherwise)."""
+    if hooks.active:
+        hooks.before(name)
+    tracker.enter(name)
     if not profile._sessions:
         return None
     clock = mesh.runtime.backend.clock()
@@ -74,10 +86,21 @@ def _clock(mesh: Mesh) -> Any:
     return clock
 
 
-def _record(clock: Any, name: str, size_bytes: int, dtype: Any, participants: int) -> None:
+def _leave(clock: Any, name: str, size_bytes: int, dtype: Any, participants: int, result: Any = None) -> None:
+    """End a collective's communication: the result may be corrupted by a planned fault, and
+    the profiling session gets the call."""
+    tracker.leave()
+    if hooks.active and result is not None:
+        hooks.after(result)
     if clock is not None:
         profile.record(name, size_bytes=size_bytes, dtype=dtype, participants=participants,
                        seconds=clock.stop())
+
+
+def _failure(exc: MPI.Exception, comm: MPI.Comm, mesh: Mesh, what: str) -> BaseException:
+    """Return what to raise for an MPI error in a collective (DeviceLostError for a failure)."""
+    tracker.leave()
+    return hooks.lost(exc, comm, what, mesh.where)
 
 
 def _output(x: DistTensor, out: DistTensor | None, what: str) -> DistTensor | None:
@@ -100,6 +123,7 @@ def all_reduce(
     deterministic: bool = False,
     algorithm: str = "auto",
     out: DistTensor | None = None,
+    verify: bool = False,
     check: bool = True,
 ) -> DistTensor:
     """Reduce every rank's local data elementwise over the mesh (or the groups of `axis`).
@@ -109,10 +133,16 @@ def all_reduce(
     rounded sum of the contributions (avg: that sum divided by the group size in x's dtype),
     bitwise identical on every rank, run, algorithm, rank order and backend; "prod" multiplies
     in rank order; "max" and "min" are exact anyway. `algorithm` ("auto", "digits", "alltoall")
-    picks the deterministic sum's method; all give the same bits. Collective over the mesh.
+    picks the deterministic sum's method; all give the same bits. With verify=True the ranks
+    then compare digests of their results and raise CorruptionError on every rank, naming the
+    ranks whose result differs from the majority's (silent data corruption); this needs results
+    that are bitwise equal on every rank, which deterministic=True and max/min guarantee.
+    Collective over the mesh.
     """
     if type(x) is not DistTensor:
         x = _tensor(x, "op.all_reduce")
+    if x.epoch != x.mesh.epoch:
+        x.refresh()
     mpi_op = _MPI_OPS.get(op) if type(op) is str else None
     if mpi_op is None:
         _reduce_op(op, "op.all_reduce")
@@ -133,22 +163,27 @@ def all_reduce(
     if not local.flags.c_contiguous:
         local = xp.ascontiguousarray(local)
     target = None if out is None else out.local
-    clock = _clock(mesh)
-    if exact:
-        result = det.deterministic_sum(comm, xp, staging, local, algorithm=algorithm, out=target)
-    elif deterministic and op == "prod" and dtype.kind == "f":
-        result = _ordered_product(comm, x, local)
-    elif out is x:
-        result = local
-        buffer = staging.send_buffer(local)
-        comm.Allreduce(MPI.IN_PLACE, buffer, op=mpi_op)
-        staging.finish(buffer, local)
-    else:
-        result = xp.empty_like(local) if target is None else target
-        send, recv = staging.send_buffer(local), staging.recv_buffer(result)
-        comm.Allreduce(send, recv, op=mpi_op)
-        staging.finish(recv, result)
-    _record(clock, "all_reduce", local.nbytes, dtype, comm.size)
+    clock = _enter(mesh, "all_reduce")
+    try:
+        if exact:
+            result = det.deterministic_sum(comm, xp, staging, local, algorithm=algorithm, out=target)
+        elif deterministic and op == "prod" and dtype.kind == "f":
+            result = _ordered_product(comm, x, local)
+        elif out is x:
+            result = local
+            buffer = staging.send_buffer(local)
+            comm.Allreduce(MPI.IN_PLACE, buffer, op=mpi_op)
+            staging.finish(buffer, local)
+        else:
+            result = xp.empty_like(local) if target is None else target
+            send, recv = staging.send_buffer(local), staging.recv_buffer(result)
+            comm.Allreduce(send, recv, op=mpi_op)
+            staging.finish(recv, result)
+    except MPI.Exception as exc:
+        raise _failure(exc, comm, mesh, "all_reduce") from exc
+    _leave(clock, "all_reduce", local.nbytes, dtype, comm.size, result)
+    if verify:
+        _verify(mesh, axes, comm, result, "op.all_reduce")
     if op == "avg":
         result = xp.divide(result, dtype.type(comm.size)).astype(dtype, copy=False)
     if out is None:
@@ -157,6 +192,25 @@ def all_reduce(
         out.local[...] = result
     out.patterned = False
     return out
+
+
+def _verify(mesh: Mesh, axes: tuple[int, ...], comm: MPI.Intracomm, result: Any, what: str) -> None:
+    """Raise CorruptionError on every rank unless every rank of `comm` holds the same bits."""
+    host = np.ascontiguousarray(mesh.runtime.backend.to_host(result))
+    mine = np.frombuffer(hashlib.blake2b(host.tobytes(), digest_size=16).digest(), dtype=np.uint8)
+    digests = np.empty((comm.size, 16), dtype=np.uint8)
+    comm.Allgather(mine, digests)
+    kinds = [bytes(d) for d in digests]
+    majority, count = Counter(kinds).most_common(1)[0]
+    if count == comm.size:
+        return
+    members = mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank)
+    clear = 2 * count > comm.size
+    odd = [mesh.devices[members[r]] for r, k in enumerate(kinds) if not clear or k != majority]
+    where = "; ".join(mesh.runtime.describe(r) + f" at {mesh.where(r)}" for r in odd[:8])
+    verdict = "differ from the majority's" if clear else "disagree, with no majority"
+    raise CorruptionError(f"{what}(verify=True): the results of ranks {rank_ranges(odd)} {verdict} "
+                          f"(silent data corruption?): {where}", tuple(odd))
 
 
 def _check_reduction(op: str, dtype: np.dtype, exact: bool, algorithm: str) -> None:
@@ -244,11 +298,14 @@ def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistT
     rt = mesh.runtime
     xp = rt.backend.xp
     flat = xp.empty(sum(counts), dtype=x.dtype)
-    clock = _clock(mesh)
-    send, recv = rt.staging.send_buffer(xp.ascontiguousarray(x.local).reshape(-1)), rt.staging.recv_buffer(flat)
-    comm.Allgatherv(send, [recv, (counts, displs)])
-    rt.staging.finish(recv, flat)
-    _record(clock, "all_gather", flat.nbytes, x.dtype, comm.size)
+    clock = _enter(mesh, "all_gather")
+    try:
+        send, recv = rt.staging.send_buffer(xp.ascontiguousarray(x.local).reshape(-1)), rt.staging.recv_buffer(flat)
+        comm.Allgatherv(send, [recv, (counts, displs)])
+        rt.staging.finish(recv, flat)
+    except MPI.Exception as exc:
+        raise _failure(exc, comm, mesh, "all_gather") from exc
+    _leave(clock, "all_gather", flat.nbytes, x.dtype, comm.size, flat)
     local = xp.empty(tuple(b - a for a, b in box), dtype=x.dtype)
     for member_box, count, displ in zip(boxes, counts, displs):
         shape = tuple(b - a for a, b in member_box)
@@ -302,18 +359,21 @@ def reduce_scatter(
     counts = [(b[dim][1] - b[dim][0]) * row for b in boxes]
     displs = [(b[dim][0] - origin) * row for b in boxes]
     flat = front.reshape(-1)
-    clock = _clock(mesh)
-    if exact:
-        blocks = xp.zeros((comm.size, max(counts)), dtype=x.dtype)
-        for i, (count, displ) in enumerate(zip(counts, displs)):
-            blocks[i, :count] = flat[displ:displ + count]
-        part = det.reduce_scatter_exact(comm, xp, rt.staging, blocks)[: counts[comm.rank]]
-    else:
-        part = xp.empty(counts[comm.rank], dtype=x.dtype)
-        send, recv = rt.staging.send_buffer(flat), rt.staging.recv_buffer(part)
-        comm.Reduce_scatter(send, recv, recvcounts=counts, op=_MPI_OPS[op])
-        rt.staging.finish(recv, part)
-    _record(clock, "reduce_scatter", flat.nbytes, x.dtype, comm.size)
+    clock = _enter(mesh, "reduce_scatter")
+    try:
+        if exact:
+            blocks = xp.zeros((comm.size, max(counts)), dtype=x.dtype)
+            for i, (count, displ) in enumerate(zip(counts, displs)):
+                blocks[i, :count] = flat[displ:displ + count]
+            part = det.reduce_scatter_exact(comm, xp, rt.staging, blocks)[: counts[comm.rank]]
+        else:
+            part = xp.empty(counts[comm.rank], dtype=x.dtype)
+            send, recv = rt.staging.send_buffer(flat), rt.staging.recv_buffer(part)
+            comm.Reduce_scatter(send, recv, recvcounts=counts, op=_MPI_OPS[op])
+            rt.staging.finish(recv, part)
+    except MPI.Exception as exc:
+        raise _failure(exc, comm, mesh, "reduce_scatter") from exc
+    _leave(clock, "reduce_scatter", flat.nbytes, x.dtype, comm.size, part)
     if op == "avg":
         part = xp.divide(part, x.dtype.type(comm.size)).astype(x.dtype, copy=False)
     shard = part.reshape((box[dim][1] - box[dim][0],) + tuple(front.shape[1:]))
@@ -336,11 +396,14 @@ def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = 
         check_call(mesh, "op.broadcast", _signature(x, axes, int(root)), local=x.local_shape, group_axes=axes)
     rt = mesh.runtime
     data = rt.backend.xp.ascontiguousarray(x.local).copy()
-    clock = _clock(mesh)
-    buffer = rt.staging.send_buffer(data)
-    comm.Bcast(buffer, root=int(root))
-    rt.staging.finish(buffer, data)
-    _record(clock, "broadcast", data.nbytes, x.dtype, comm.size)
+    clock = _enter(mesh, "broadcast")
+    try:
+        buffer = rt.staging.send_buffer(data)
+        comm.Bcast(buffer, root=int(root))
+        rt.staging.finish(buffer, data)
+    except MPI.Exception as exc:
+        raise _failure(exc, comm, mesh, "broadcast") from exc
+    _leave(clock, "broadcast", data.nbytes, x.dtype, comm.size, data)
     return x.with_local(data)
 
 
@@ -393,11 +456,14 @@ def _redistribute(x: DistTensor, layout: Layout, placed: Placed, axes: tuple[int
     packed = xp.concatenate(pieces) if pieces else xp.empty(0, dtype=x.dtype)
     received = xp.empty(sum(recv_counts), dtype=x.dtype)
     comm = mesh.group([mesh.axes[a] for a in axes])[1]
-    clock = _clock(mesh)
-    send, recv = rt.staging.send_buffer(packed), rt.staging.recv_buffer(received)
-    comm.Alltoallv([send, (send_counts, send_displs)], [recv, (recv_counts, recv_displs)])
-    rt.staging.finish(recv, received)
-    _record(clock, "all_to_all", packed.nbytes, x.dtype, comm.size)
+    clock = _enter(mesh, "all_to_all")
+    try:
+        send, recv = rt.staging.send_buffer(packed), rt.staging.recv_buffer(received)
+        comm.Alltoallv([send, (send_counts, send_displs)], [recv, (recv_counts, recv_displs)])
+        rt.staging.finish(recv, received)
+    except MPI.Exception as exc:
+        raise _failure(exc, comm, mesh, "all_to_all") from exc
+    _leave(clock, "all_to_all", packed.nbytes, x.dtype, comm.size, received)
     local = xp.empty(tuple(b - a for a, b in mine_new), dtype=x.dtype)
     for box, count, displ in zip(incoming, recv_counts, recv_displs):
         local[_relative(box, mine_new)] = received[displ:displ + count].reshape(tuple(b - a for a, b in box))
@@ -428,9 +494,13 @@ def send(x: DistTensor, *, axis: str, dest: int, tag: int = 0) -> None:
     a = _one_axis(mesh, axis, "op.send")
     to = _coordinate(mesh, a, dest, "op.send: dest")
     data = mesh.runtime.backend.xp.ascontiguousarray(x.local)
-    clock = _clock(mesh)
-    mesh.comm_for(axis).Send(mesh.runtime.staging.send_buffer(data), dest=to, tag=tag)
-    _record(clock, "send", data.nbytes, x.dtype, 2)
+    comm = mesh.comm_for(axis)
+    clock = _enter(mesh, "send")
+    try:
+        comm.Send(mesh.runtime.staging.send_buffer(data), dest=to, tag=tag)
+    except MPI.Exception as exc:
+        raise _failure(exc, comm, mesh, "send") from exc
+    _leave(clock, "send", data.nbytes, x.dtype, 2)
 
 
 def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTensor:
@@ -446,11 +516,15 @@ def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTenso
     box = _peer_box(like, a, src)
     rt = mesh.runtime
     out = rt.backend.xp.empty(tuple(b - s for s, b in box), dtype=like.dtype)
-    clock = _clock(mesh)
-    buffer = rt.staging.recv_buffer(out)
-    mesh.comm_for(axis).Recv(buffer, source=src, tag=tag)
-    rt.staging.finish(buffer, out)
-    _record(clock, "recv", out.nbytes, like.dtype, 2)
+    comm = mesh.comm_for(axis)
+    clock = _enter(mesh, "recv")
+    try:
+        buffer = rt.staging.recv_buffer(out)
+        comm.Recv(buffer, source=src, tag=tag)
+        rt.staging.finish(buffer, out)
+    except MPI.Exception as exc:
+        raise _failure(exc, comm, mesh, "recv") from exc
+    _leave(clock, "recv", out.nbytes, like.dtype, 2, out)
     return DistTensor(out, mesh=mesh, layout=like.layout, placed=like.placed, box=box, patterned=False)
 
 
@@ -468,10 +542,14 @@ def shift(x: DistTensor, *, axis: str, offset: int = 1) -> DistTensor:
     xp = rt.backend.xp
     out = xp.empty(tuple(b - s for s, b in box), dtype=x.dtype)
     data = xp.ascontiguousarray(x.local)
-    clock = _clock(mesh)
-    send_buffer = rt.staging.send_buffer(data)
-    recv_buffer = rt.staging.recv_buffer(out)
-    mesh.comm_for(axis).Sendrecv(send_buffer, dest=to, recvbuf=recv_buffer, source=frm)
-    rt.staging.finish(recv_buffer, out)
-    _record(clock, "sendrecv", data.nbytes, x.dtype, size)
+    comm = mesh.comm_for(axis)
+    clock = _enter(mesh, "sendrecv")
+    try:
+        send_buffer = rt.staging.send_buffer(data)
+        recv_buffer = rt.staging.recv_buffer(out)
+        comm.Sendrecv(send_buffer, dest=to, recvbuf=recv_buffer, source=frm)
+        rt.staging.finish(recv_buffer, out)
+    except MPI.Exception as exc:
+        raise _failure(exc, comm, mesh, "shift") from exc
+    _leave(clock, "sendrecv", data.nbytes, x.dtype, size, out)
     return DistTensor(out, mesh=mesh, layout=x.layout, placed=x.placed, box=box, patterned=False)

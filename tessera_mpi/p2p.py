@@ -9,13 +9,17 @@ every rank busy in every round.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from mpi4py import MPI
 
+from .fault import hooks
 from .runtime import Runtime
+from .runtime.tracker import tracker
 from .sweep import values
 
 TAG = 7101
@@ -69,40 +73,64 @@ def _wrong(rt: Runtime, buffers: Buffers, source: int) -> int:
     return int(sum(int((r != expected).sum()) for r in buffers.recv))
 
 
+@contextmanager
+def _guarded(comm: MPI.Intracomm, name: str) -> Iterator[None]:
+    """Apply the fault hooks and the tracker around one window, as around every collective."""
+    if hooks.active:
+        hooks.before(name)
+    tracker.enter(name)
+    try:
+        yield
+    except MPI.Exception as exc:
+        raise hooks.lost(exc, comm, name) from exc
+    tracker.leave()
+
+
+def _received(rt: Runtime, buffers: Buffers, source: int) -> int:
+    if hooks.active:
+        for r in buffers.recv:
+            hooks.after(r)
+    return _wrong(rt, buffers, source)
+
+
 def send_window(comm: MPI.Intracomm, rt: Runtime, buffers: Buffers, dest: int) -> float:
     """Send a window of messages to `dest` and wait for its acknowledgement; return seconds."""
     staging = rt.staging
     ack = np.zeros(1, dtype=np.uint8)
-    start = MPI.Wtime()
-    source = staging.send_buffer(buffers.send)
-    requests = [comm.Isend(source, dest=dest, tag=TAG) for _ in buffers.recv]
-    MPI.Request.Waitall(requests)
-    comm.Recv(ack, source=dest, tag=TAG + 1)
-    return MPI.Wtime() - start
+    with _guarded(comm, "p2p send"):
+        start = MPI.Wtime()
+        source = staging.send_buffer(buffers.send)
+        requests = [comm.Isend(source, dest=dest, tag=TAG) for _ in buffers.recv]
+        MPI.Request.Waitall(requests)
+        comm.Recv(ack, source=dest, tag=TAG + 1)
+        seconds = MPI.Wtime() - start
+    return seconds
 
 
 def receive_window(comm: MPI.Intracomm, rt: Runtime, buffers: Buffers, source: int) -> int:
     """Receive a window of messages from `source`, acknowledge; return wrong elements."""
     staging = rt.staging
-    targets = [staging.recv_buffer(r) for r in buffers.recv]
-    requests = [comm.Irecv(t, source=source, tag=TAG) for t in targets]
-    MPI.Request.Waitall(requests)
-    comm.Send(np.zeros(1, dtype=np.uint8), dest=source, tag=TAG + 1)
-    for target, r in zip(targets, buffers.recv):
-        staging.finish(target, r)
-    return _wrong(rt, buffers, source)
+    with _guarded(comm, "p2p receive"):
+        targets = [staging.recv_buffer(r) for r in buffers.recv]
+        requests = [comm.Irecv(t, source=source, tag=TAG) for t in targets]
+        MPI.Request.Waitall(requests)
+        comm.Send(np.zeros(1, dtype=np.uint8), dest=source, tag=TAG + 1)
+        for target, r in zip(targets, buffers.recv):
+            staging.finish(target, r)
+    return _received(rt, buffers, source)
 
 
 def exchange_window(comm: MPI.Intracomm, rt: Runtime, buffers: Buffers, peer: int) -> tuple[float, int]:
     """Send a window to `peer` while receiving one from it; return (seconds, wrong elements)."""
     staging = rt.staging
-    start = MPI.Wtime()
-    targets = [staging.recv_buffer(r) for r in buffers.recv]
-    receives = [comm.Irecv(t, source=peer, tag=TAG) for t in targets]
-    source = staging.send_buffer(buffers.send)
-    sends = [comm.Isend(source, dest=peer, tag=TAG) for _ in buffers.recv]
-    MPI.Request.Waitall(receives + sends)
-    for target, r in zip(targets, buffers.recv):
-        staging.finish(target, r)
-    seconds = MPI.Wtime() - start
-    return seconds, _wrong(rt, buffers, peer)
+    with _guarded(comm, "p2p exchange"):
+        start = MPI.Wtime()
+        targets = [staging.recv_buffer(r) for r in buffers.recv]
+        receives = [comm.Irecv(t, source=peer, tag=TAG) for t in targets]
+        source = staging.send_buffer(buffers.send)
+        sends = [comm.Isend(source, dest=peer, tag=TAG) for _ in buffers.recv]
+        MPI.Request.Waitall(receives + sends)
+        for target, r in zip(targets, buffers.recv):
+            staging.finish(target, r)
+        seconds = MPI.Wtime() - start
+    return seconds, _received(rt, buffers, peer)

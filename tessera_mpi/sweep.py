@@ -20,7 +20,9 @@ import numpy as np
 from mpi4py import MPI
 
 from .busbw import algbw_gbps, busbw_gbps, per_rank_count, size_of
+from .fault import hooks
 from .runtime import Runtime
+from .runtime.tracker import tracker
 from .timing import Timing, iterations_for, time_loop
 
 VARIANTS = {
@@ -63,20 +65,31 @@ class Kernel:
     """Put timing input in place: zeros where repeated in-place sums would otherwise grow."""
 
 
-def _mpi(rt: Runtime, call: Callable[..., None]) -> Callable[[Any, Any], None]:
-    """Wrap an MPI call of (send, recv) arrays with the backend's staging (send None: in place).
+def _mpi(rt: Runtime, comm: MPI.Intracomm, name: str, call: Callable[..., None]) -> Callable[[Any, Any], None]:
+    """Wrap an MPI call of (send, recv) arrays (send None: in place) with the backend's staging,
+    the fault hooks and the tracker, as every tessera_mpi collective is wrapped.
 
-    Host buffers need none, and the timed loop should not pay for it.
+    Host buffers need no staging, and the timed loop should not pay for it.
     """
     staging = rt.staging
-    if not staging.device:
-        return lambda send, recv: call(MPI.IN_PLACE if send is None else send, recv)
 
     def run(send: Any, recv: Any) -> None:
-        source = staging.send_buffer(send) if send is not None else MPI.IN_PLACE
-        target = staging.send_buffer(recv) if send is None else staging.recv_buffer(recv)
-        call(source, target)
-        staging.finish(target, recv)
+        if hooks.active:
+            hooks.before(name)
+        tracker.enter(name)
+        try:
+            if staging.device:
+                source = staging.send_buffer(send) if send is not None else MPI.IN_PLACE
+                target = staging.send_buffer(recv) if send is None else staging.recv_buffer(recv)
+                call(source, target)
+                staging.finish(target, recv)
+            else:
+                call(MPI.IN_PLACE if send is None else send, recv)
+        except MPI.Exception as exc:
+            raise hooks.lost(exc, comm, f"the {name} sweep") from exc
+        tracker.leave()
+        if hooks.active:
+            hooks.after(recv)
 
     return run
 
@@ -90,7 +103,7 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
     if collective == "all_reduce":
         send = values(xp, me, 0, count, dtype)
         recv = xp.empty(count, dtype=dtype)
-        call = _mpi(rt, lambda s, r: comm.Allreduce(s, r, op=MPI.SUM))
+        call = _mpi(rt, comm, collective, lambda s, r: comm.Allreduce(s, r, op=MPI.SUM))
         if in_place:
             return Kernel(lambda: call(None, recv), lambda: xp.copyto(recv, send), lambda: recv,
                           lambda: summed(xp, p, 0, count, dtype), zero(recv))
@@ -99,7 +112,7 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
     if collective == "all_gather":
         send = values(xp, me, 0, count, dtype)
         recv = xp.empty(p * count, dtype=dtype)
-        call = _mpi(rt, comm.Allgather)
+        call = _mpi(rt, comm, collective, comm.Allgather)
 
         def gathered() -> Any:
             return xp.concatenate([values(xp, r, 0, count, dtype) for r in range(p)])
@@ -111,7 +124,7 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
         return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, gathered, lambda: None)
     if collective == "reduce_scatter":
         send = values(xp, me, 0, p * count, dtype)
-        call = _mpi(rt, lambda s, r: comm.Reduce_scatter_block(s, r, op=MPI.SUM))
+        call = _mpi(rt, comm, collective, lambda s, r: comm.Reduce_scatter_block(s, r, op=MPI.SUM))
         expected = lambda: summed(xp, p, me * count, count, dtype)  # noqa: E731
         if in_place:
             buf = xp.empty(p * count, dtype=dtype)
@@ -121,7 +134,7 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
         return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, expected, lambda: None)
     if collective == "broadcast":
         buf = xp.empty(count, dtype=dtype)
-        call = _mpi(rt, lambda s, r: comm.Bcast(r, root=0))
+        call = _mpi(rt, comm, collective, lambda s, r: comm.Bcast(r, root=0))
 
         def load() -> None:
             buf[...] = values(xp, 0, 0, count, dtype) if me == 0 else 0
@@ -129,7 +142,7 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
                       lambda: None)
     if collective == "all_to_all":
         send = values(xp, me, 0, p * count, dtype)
-        call = _mpi(rt, comm.Alltoall)
+        call = _mpi(rt, comm, collective, comm.Alltoall)
 
         def received() -> Any:
             return xp.concatenate([values(xp, s, me * count, count, dtype) for s in range(p)])
@@ -146,11 +159,11 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
         expected = lambda: values(xp, frm, 0, count, dtype)  # noqa: E731
         if in_place:
             buf = xp.empty(count, dtype=dtype)
-            call = _mpi(rt, lambda s, r: comm.Sendrecv_replace(r, dest=to, source=frm))
+            call = _mpi(rt, comm, collective, lambda s, r: comm.Sendrecv_replace(r, dest=to, source=frm))
             return Kernel(lambda: call(None, buf), lambda: xp.copyto(buf, send), lambda: buf, expected,
                           lambda: None)
         recv = xp.empty(count, dtype=dtype)
-        call = _mpi(rt, lambda s, r: comm.Sendrecv(s, dest=to, recvbuf=r, source=frm))
+        call = _mpi(rt, comm, collective, lambda s, r: comm.Sendrecv(s, dest=to, recvbuf=r, source=frm))
         return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, expected, lambda: None)
     raise ValueError(f"the sweep does not know collective {collective!r}")
 

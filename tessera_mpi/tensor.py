@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import NotInMeshError
+from .errors import NotInMeshError, StaleTensorError
 from .layout import Layout, Placed, Replicate, place
 from .mesh import Mesh
 from .pattern import fill_pattern
@@ -42,6 +42,25 @@ class DistTensor:
         self.box = box
         self.patterned = patterned
         """True when the values are the global-index pattern, so content can be verified."""
+        self.epoch = mesh.epoch
+        """The mesh epoch this tensor's placement was computed for."""
+
+    def refresh(self) -> None:
+        """Follow a rebuild of the mesh: keep the block if it still is this rank's, else raise.
+
+        Replicated tensors, and shards over axes the rebuild did not change, stay valid;
+        StaleTensorError otherwise (the data of lost devices is gone: re-create the tensor).
+        """
+        mesh = self.mesh
+        if not mesh.is_member:
+            raise NotInMeshError(f"rank {mesh.parent.rank} left {mesh} when it was rebuilt ({mesh.note})")
+        placed = place(self.layout, mesh, self.global_shape)
+        box = placed.box(mesh.coords)
+        if box != self.box or tuple(self.local.shape) != tuple(b - a for a, b in box):
+            raise StaleTensorError(
+                f"this rank's block {self.box} of a {self.layout} tensor is not its block after the mesh "
+                f"was rebuilt ({mesh.note}); re-create the tensor on the rebuilt mesh")
+        self.placed, self.epoch = placed, mesh.epoch
 
     @property
     def global_shape(self) -> tuple[int, ...]:

@@ -1,7 +1,7 @@
 """The runtime: MPI start-up, one rank per device, the array backend and how buffers reach MPI."""
 
 from .backend import ArrayBackend, select_backend
-from .context import Runtime, current, start
+from .context import Runtime, current, finish, on_rebuild, rebuild, record_exit_code, register_mesh, start
 from .crash import fatal
 from .device import Placement
 from .launcher import LaunchInfo, detect_launcher
@@ -14,6 +14,11 @@ __all__ = [
     "Runtime",
     "Watchdog",
     "current",
+    "finish",
+    "on_rebuild",
+    "rebuild",
+    "record_exit_code",
+    "register_mesh",
     "detect_launcher",
     "fatal",
     "select_backend",

@@ -1,9 +1,20 @@
-"""The process-wide runtime: communicators, placement, array backend and CUDA-awareness of one job."""
+"""The process-wide runtime: communicators, placement, array backend and CUDA-awareness of one job.
+
+After a failure the runtime is rebuilt on the survivors' communicator (`rebuild`): every
+communicator is made anew, every registered mesh rebuilt, and registered listeners (the suite's
+results writer) told, in the same order on every survivor.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
-from dataclasses import dataclass
+import sys
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from mpi4py import MPI
 
@@ -13,6 +24,7 @@ from .backend import ArrayBackend, select_backend
 from .crash import install_excepthook
 from .cuda_aware import detect_cuda_aware
 from .device import Placement, device_ordinal, hostname, node_comm
+from .ft import FaultTolerance, detect
 from .launcher import LaunchInfo, detect_launcher
 from .transfer import Staging
 
@@ -26,6 +38,8 @@ class Runtime:
     """A private duplicate of `world` for the framework's own agreements."""
     error_comm: MPI.Intracomm
     """A second duplicate, used only while handling an uncaught exception."""
+    watch: MPI.Intracomm
+    """A third duplicate, for roll calls from watchdog threads."""
     node: MPI.Intracomm
     """The ranks of `world` on this node (shared memory)."""
     launch: LaunchInfo
@@ -37,6 +51,17 @@ class Runtime:
     oversubscribed: bool
     """True on every rank when some node runs more ranks than it has CPUs (a laptop or CI
     running 72 ranks): checks then use small default sizes."""
+    placements: tuple[Placement, ...]
+    """Where every rank of `world` lives, by rank."""
+    ft: FaultTolerance
+    generation: int = 0
+    """How many times the runtime was rebuilt after failures."""
+    lost: tuple[tuple[str, Placement], ...] = ()
+    """(label, placement) of every rank lost so far, labelled by its rank at the time."""
+
+    def describe(self, rank: int) -> str:
+        """Return "rank 5 (host n07, local rank 1, device cuda:1 ...)" for a rank of `world`."""
+        return f"rank {rank} ({self.placements[rank]})"
 
     @property
     def rank(self) -> int:
@@ -50,6 +75,22 @@ class Runtime:
 _current: Runtime | None = None
 
 
+@dataclass
+class _Registry:
+    """What a rebuild must revisit, in creation order (the same on every rank)."""
+
+    meshes: list[weakref.ref] = field(default_factory=list)
+    listeners: list[Callable[[Runtime, Runtime], None]] = field(default_factory=list)
+    real_failures: bool = False
+    simulated_drops: bool = False
+    exit_code: int = 0
+    shutdown: MPI.Intracomm | None = None
+    """A duplicate of the original world, never rebuilt: where parked ranks and survivors meet last."""
+
+
+_registry = _Registry()
+
+
 def current() -> Runtime | None:
     """Return the runtime if `start` has run in this process, else None (no communication)."""
     return _current
@@ -59,6 +100,24 @@ def _bind_backend(backend_name: str | None, local_rank: int) -> tuple[ArrayBacke
     backend = select_backend(backend_name)
     ordinal = device_ordinal(local_rank, backend.device_count())
     return backend, backend.bind(ordinal)
+
+
+def _assemble(world: MPI.Intracomm, placement: Placement, **fixed: Any) -> Runtime:
+    """Make the runtime's communicators over `world` (collective over it)."""
+    node = node_comm(world)
+    local = Placement(host=placement.host, local_rank=node.rank, local_size=node.size, device=placement.device)
+    crowded = node.size > (os.cpu_count() or 1)
+    return Runtime(
+        world=world,
+        control=world.Dup(),
+        error_comm=world.Dup(),
+        watch=world.Dup(),
+        node=node,
+        placement=local,
+        oversubscribed=bool(world.allreduce(int(crowded), op=MPI.MAX)),
+        placements=tuple(world.allgather(local)),
+        **fixed,
+    )
 
 
 def start(*, backend_name: str | None = None) -> Runtime:
@@ -80,27 +139,107 @@ def start(*, backend_name: str | None = None) -> Runtime:
         cuda_aware, source = (
             detect_cuda_aware(MPI.get_vendor()[0]) if backend.is_device else (False, "host buffers")
         )
+        ft = detect()
     except ConfigError as exc:
         error = str(exc)
     verdict = agree(world, not error, error)
     if not verdict.ok:
         raise ConfigError(f"the runtime cannot start on {verdict.summary()}")
-    crowded = node.size > (os.cpu_count() or 1)
-    oversubscribed = bool(world.allreduce(int(crowded), op=MPI.MAX))
-    placement = Placement(
-        host=hostname(), local_rank=node.rank, local_size=node.size, device=device
+    node.Free()
+    _registry.shutdown = world.Dup()
+    placement = Placement(host=hostname(), local_rank=0, local_size=1, device=device)
+    _current = _assemble(
+        world, placement, launch=detect_launcher(os.environ), backend=backend, cuda_aware=cuda_aware,
+        cuda_aware_source=source, staging=Staging(backend, cuda_aware=cuda_aware), ft=ft,
     )
-    _current = Runtime(
-        world=world,
-        control=world.Dup(),
-        error_comm=world.Dup(),
-        node=node,
-        launch=detect_launcher(os.environ),
-        placement=placement,
-        backend=backend,
-        cuda_aware=cuda_aware,
-        cuda_aware_source=source,
-        staging=Staging(backend, cuda_aware=cuda_aware),
-        oversubscribed=oversubscribed,
-    )
+    atexit.register(_at_exit)
+    _record_sys_exit()
     return _current
+
+
+def _record_sys_exit() -> None:
+    """Make sys.exit(code) remember its code: after a real failure the exit is os._exit, which
+    would otherwise lose it. (A bare `raise SystemExit(code)` is not seen.)"""
+    original = sys.exit
+
+    def exit(code: object = 0) -> None:
+        record_exit_code(code if isinstance(code, int) else (1 if code else 0))
+        original(code)
+
+    sys.exit = exit
+
+
+def register_mesh(mesh: Any) -> None:
+    """Remember `mesh` so that a rebuild after a failure rebuilds it too (weakly held)."""
+    _registry.meshes.append(weakref.ref(mesh))
+
+
+def on_rebuild(listener: Callable[[Runtime, Runtime], None]) -> None:
+    """Call `listener(old, new)` on every survivor after each rebuild, after the meshes."""
+    _registry.listeners.append(listener)
+
+
+def rebuild(world: MPI.Intracomm, lost: tuple[int, ...], *, real: bool) -> Runtime:
+    """Rebuild the runtime on `world`, the survivors, after the loss of old-world ranks `lost`.
+
+    Collective over `world`: every survivor must call it. The communicators of the failed
+    world are dropped, not freed (freeing a communicator with a dead member can hang).
+    """
+    global _current
+    old = _current
+    assert old is not None
+    _registry.real_failures |= real
+    _registry.simulated_drops |= not real
+    me = old.placement
+    _current = _assemble(
+        world, me, launch=old.launch, backend=old.backend, cuda_aware=old.cuda_aware,
+        cuda_aware_source=old.cuda_aware_source, staging=old.staging, ft=old.ft,
+        generation=old.generation + 1,
+        lost=old.lost + tuple((f"rank {r} of {old.size}", old.placements[r]) for r in lost),
+    )
+    live = [ref() for ref in _registry.meshes]
+    _registry.meshes = [weakref.ref(m) for m in live if m is not None]
+    for mesh in live:
+        if mesh is not None:
+            mesh._rebuild(old, _current, lost)
+    for listener in _registry.listeners:
+        listener(old, _current)
+    return _current
+
+
+def shutdown_comm() -> MPI.Intracomm:
+    """Return the duplicate of the original world on which everyone, parked or not, meets last."""
+    assert _registry.shutdown is not None
+    return _registry.shutdown
+
+
+def record_exit_code(code: int) -> None:
+    """Remember the code this rank should end with (the excepthook records 1)."""
+    _registry.exit_code = max(_registry.exit_code, code)
+
+
+def finish(code: int) -> int:
+    """End this rank's part of the job with `code`.
+
+    After a real failure, MPI_Finalize can hang (seen in 12 of 49 runs), so survivors flush
+    and leave with os._exit (the launcher then ends the job once every rank has left; its exit
+    status is the survivors'). After simulated drops, first release the parked ranks. Then
+    return `code` for a normal exit.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _registry.real_failures and _current is not None:
+        os._exit(code)
+    if _registry.simulated_drops:
+        _registry.simulated_drops = False
+        request = shutdown_comm().Ibarrier()
+        while not request.Test():
+            time.sleep(0.01)
+    return code
+
+
+def _at_exit() -> None:
+    # Scripts that never call finish (the guide's examples) still must not enter a Finalize
+    # that can hang after a real failure.
+    if _registry.real_failures or _registry.simulated_drops:
+        finish(_registry.exit_code)

@@ -78,6 +78,7 @@ def _hook(kind: type[BaseException], value: BaseException, tb: TracebackType | N
     from . import context
 
     text = "".join(traceback.format_exception(kind, value, tb)).rstrip()
+    context.record_exit_code(1)
     rt = context.current()
     if MPI.COMM_WORLD.size == 1:
         _write(f"tessera_mpi: {_whoami()}: uncaught exception\n{text}")

@@ -2,43 +2,88 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import ClassVar, NoReturn
 
 from mpi4py import MPI
 
 from .crash import fatal
+from .rollcall import diagnose, roll_call
+from .tracker import tracker
+
+ROLL_CALL_GRACE_S = 5.0
+"""How long a roll call waits for answers: longer than the stagger, so ranks that fire late answer."""
 
 STAGGER_S = 2.0
 """Ranks other than 0 fire this much later, so a live rank 0 usually speaks for the job alone."""
 
 
-class Watchdog:
-    """Context manager: if the block runs longer than `timeout_s`, end the job naming `what`.
+def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code: int = 1) -> NoReturn:
+    """End the job with `message`, printed once: by the lowest rank that answered the roll call.
 
-    Local (no communication). The timer runs in a daemon thread, which calls MPI_Abort while the
-    main thread may be blocked inside MPI; that is why MPI is initialized with THREAD_MULTIPLE.
+    The others leave quietly a moment later; with fault tolerance on, MPI_Abort ends only the
+    caller, so every rank must leave on its own.
+    """
+    if me == min(answers):
+        fatal(message, code=code)
+    time.sleep(2.0)
+    os._exit(code)
+
+
+class Watchdog:
+    """Context manager: if the block runs longer than `timeout_s`, diagnose and end the job.
+
+    Local until it fires. The timer runs in a daemon thread, which holds a roll call (so the
+    message names the ranks that never reached the collective the others wait in) and calls
+    MPI_Abort while the main thread may be blocked inside MPI; that is why MPI is initialized
+    with THREAD_MULTIPLE. `on_timeout` replaces that ending (fault injection's planned stalls).
     """
 
-    def __init__(self, timeout_s: float | None, what: str, *, code: int = 1) -> None:
+    _armed: ClassVar[set[Watchdog]] = set()
+
+    def __init__(
+        self, timeout_s: float | None, what: str, *, code: int = 1, stagger: bool = True,
+        on_timeout: Callable[[], None] | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
         self.what = what
         self.code = code
+        self.stagger = stagger
+        self.on_timeout = on_timeout
         self._timer: threading.Timer | None = None
 
     def _fire(self) -> None:
-        fatal(
-            f"{self.what} did not finish within {self.timeout_s:g} s "
-            "(a rank is hung, dead or far slower than the others); ending the job",
-            code=self.code,
-        )
+        if self.on_timeout is not None:
+            self.on_timeout()
+            return
+        from . import context
+
+        message = (f"{self.what} did not finish within {self.timeout_s:g} s "
+                   "(a rank is hung, dead or far slower than the others); ending the job")
+        rt = context.current()
+        if rt is not None and rt.size > 1:
+            answers = roll_call(rt.watch, tracker.status(), grace_s=ROLL_CALL_GRACE_S)
+            message += "\n" + diagnose(rt.size, answers, "where every rank is")
+            end_after_roll_call(answers, rt.watch.rank, message, code=self.code)
+        fatal(message, code=self.code)
+
+    @classmethod
+    def disarm_all(cls) -> None:
+        """Cancel every armed watchdog of this process (a rank that parks must not fire)."""
+        for dog in list(cls._armed):
+            dog.__exit__(None, None, None)
 
     def __enter__(self) -> Watchdog:
         if self.timeout_s is not None:
-            delay = self.timeout_s + (STAGGER_S if MPI.COMM_WORLD.rank != 0 else 0.0)
-            self._timer = threading.Timer(delay, self._fire)
+            late = self.stagger and MPI.COMM_WORLD.rank != 0
+            self._timer = threading.Timer(self.timeout_s + (STAGGER_S if late else 0.0), self._fire)
             self._timer.daemon = True
             self._timer.start()
+            Watchdog._armed.add(self)
         return self
 
     def __exit__(
@@ -49,3 +94,4 @@ class Watchdog:
     ) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        Watchdog._armed.discard(self)

@@ -1,0 +1,19 @@
+"""Failure injection with recovery: device loss, hangs, slow ranks, silent data corruption.
+
+`fault.inject(...)` is the guide's section 3.5 API; `fault.mode()` says whether failures are
+real (ULFM) or simulated in this job.
+"""
+
+from ..errors import CorruptionError, DeviceLostError
+from .inject import Injection, inject
+from .plan import FaultPlan, FaultPlanError
+
+
+def mode() -> str:
+    """Return "real" (ULFM) or "simulated" for this job (starts the runtime: collective)."""
+    from .. import runtime
+
+    return runtime.start().ft.mode
+
+
+__all__ = ["CorruptionError", "DeviceLostError", "FaultPlan", "FaultPlanError", "Injection", "inject", "mode"]

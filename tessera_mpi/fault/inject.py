@@ -1,0 +1,235 @@
+"""`fault.inject`: a block in which planned faults strike, and recovery when it ends.
+
+    with fault.inject(drop_device=5):
+        try:
+            Y = op.all_reduce(X, op="sum")
+        except RuntimeError as e:
+            print("Caught simulated GPU failure:", e)
+    # here the survivors have agreed on the failed set and work on rebuilt meshes
+
+Collective: every rank of the job's world must enter the block with the same arguments and
+issue the same collectives inside it (the fault strikes at the same call on every rank).
+
+Drop, real mode (ULFM): the dropped rank's process kills itself on entering the struck
+collective; survivors' collectives that involve it raise DeviceLostError. On leaving the block
+every survivor revokes every communicator (so no survivor waits for one that already left),
+the world is shrunk, and the runtime and every mesh are rebuilt.
+Drop, simulated mode: every rank raises DeviceLostError at the struck collective without
+communicating; on leaving, the world is split into survivors, and the dropped ranks park (take
+no part) until the survivors finish, when they leave together.
+Hang: the hung rank stops (for ever: SIGSTOP; or for stall_s seconds). After `timeout` the
+survivors' watchdog holds a roll call and names the ranks that never reached the collective;
+for ever, the job ends with that diagnosis; with stall_s, it is recorded and the block goes on.
+Delay: the listed ranks start every collective late. Corruption: the listed ranks' result
+buffers get flipped bits after the struck collective (op.all_reduce(..., verify=True) and the
+suite's verifications catch it).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import time
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from .. import runtime
+from .._text import rank_ranges
+from ..errors import DeviceLostError
+from ..runtime.rollcall import diagnose, roll_call
+from ..runtime.tracker import tracker
+from ..runtime.watchdog import Watchdog, end_after_roll_call
+from . import hooks
+from .plan import FaultPlan
+
+ROLL_CALL_GRACE_S = 5.0
+
+
+class Injection:
+    """One `fault.inject` block: the plan, and what happened (filled in on every survivor)."""
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self.rt = runtime.start()
+        self.mode = self.rt.ft.mode
+        self.me = self.rt.rank
+        self.calls = 0
+        self.struck_at: float | None = None
+        self.detected_at: float | None = None
+        self.recovered_at: float | None = None
+        self.failed: tuple[int, ...] = ()
+        """Ranks (numbered as when the block started) that the survivors agreed have failed."""
+        self.errors: list[BaseException] = []
+        self.diagnosis = ""
+        """The roll call's report, when a hang was detected."""
+        self.corrupted = False
+        self._rng = random.Random(plan.seed * 1000003 + self.me)
+        self._watchdog: Watchdog | None = None
+
+    # The hooks, called by every collective inside the block.
+
+    def before(self, name: str) -> None:
+        self.calls += 1
+        plan, me = self.plan, self.me
+        if me in plan.delayed and self.calls > plan.after:
+            time.sleep(max(0.0, plan.delay_ms + self._rng.uniform(-plan.jitter_ms, plan.jitter_ms)) / 1e3)
+        if self.calls != plan.after + 1:
+            return
+        self.struck_at = time.monotonic()
+        if plan.drop:
+            self._drop(name)
+        if me in plan.hang:
+            sys.stdout.flush()
+            if plan.stall_s is None:
+                os.kill(os.getpid(), signal.SIGSTOP)
+            time.sleep(plan.stall_s)
+
+    def _drop(self, name: str) -> None:
+        victims = ", ".join(self.rt.describe(r) for r in self.plan.drop)
+        if self.mode == "real":
+            if self.me in self.plan.drop:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return
+        self.detected_at = time.monotonic()
+        raise DeviceLostError(f"{name} failed: ranks lost ({victims}) [simulated failure: "
+                              f"{self.rt.ft.reason}]", self.plan.drop)
+
+    def after(self, result: Any) -> None:
+        if self.me not in self.plan.corrupt or self.corrupted or self.calls != self.plan.after + 1:
+            return
+        self.corrupted = True
+        view = result.reshape(-1).view(np.uint8)
+        if view.size == 0:
+            return
+        for _ in range(self.plan.bits):
+            byte = self._rng.randrange(view.size)
+            view[byte : byte + 1] ^= np.uint8(1 << self._rng.randrange(8))
+
+    # The block.
+
+    def __enter__(self) -> Injection:
+        hooks.active.append(self)
+        if self.plan.hang:
+            self._watchdog = Watchdog(self.plan.timeout_s, "a collective inside fault.inject", stagger=False,
+                                      on_timeout=self._hang_detected)
+            self._watchdog.__enter__()
+        return self
+
+    def _hang_detected(self) -> None:
+        """Watchdog thread: hold a roll call; end the job unless the hang is a planned stall."""
+        rt = self.rt
+        answers = roll_call(rt.watch, tracker.status(), grace_s=ROLL_CALL_GRACE_S)
+        self.diagnosis = diagnose(rt.size, answers, f"hang after {self.plan.timeout_s:g} s")
+        self.detected_at = time.monotonic()
+        if self.plan.stall_s is None:
+            end_after_roll_call(answers, rt.watch.rank, self.diagnosis)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        hooks.active.remove(self)
+        if self._watchdog is not None:
+            self._watchdog.__exit__(None, None, None)
+        if value is not None:
+            self.errors.append(value)
+            if self.detected_at is None:
+                self.detected_at = time.monotonic()
+        if not self.plan.drop:
+            return False
+        expected = isinstance(value, (DeviceLostError, MPI.Exception))
+        if self.mode == "real":
+            self._recover_real()
+        else:
+            self._recover_simulated()
+        self.recovered_at = time.monotonic()
+        unplanned = set(self.failed) - set(self.plan.drop)
+        if unplanned:
+            raise DeviceLostError(f"ranks {rank_ranges(unplanned)} failed besides the planned ones "
+                                  f"{rank_ranges(self.plan.drop)}", tuple(sorted(unplanned))) from value
+        return expected
+
+    def _recover_real(self) -> None:
+        rt = self.rt
+        # A survivor may still wait in a collective with one that already left the block;
+        # revoking every communicator releases it.
+        for comm in _communicators(rt):
+            try:
+                comm.Revoke()
+            except MPI.Exception:
+                pass
+        old_group = rt.world.Get_group()
+        world = rt.world.Shrink()
+        kept = MPI.Group.Translate_ranks(world.Get_group(), list(range(world.size)), old_group)
+        self.failed = tuple(sorted(set(range(rt.size)) - set(kept)))
+        runtime.rebuild(world, self.failed, real=True)
+
+    def _recover_simulated(self) -> None:
+        rt = self.rt
+        dropped = self.me in self.plan.drop
+        world = rt.world.Split(MPI.UNDEFINED if dropped else 0, key=rt.rank)
+        self.failed = self.plan.drop
+        if dropped:
+            park(rt)
+        runtime.rebuild(world, self.failed, real=False)
+
+
+def _communicators(rt: runtime.Runtime) -> list[MPI.Comm]:
+    """Every communicator a survivor might be waiting in: the runtime's and the meshes'."""
+    comms: list[MPI.Comm] = [rt.world, rt.control, rt.watch]
+    for ref in runtime.context._registry.meshes:
+        mesh = ref()
+        if mesh is not None:
+            comms.extend(mesh._comms.values())
+    return comms
+
+
+def park(rt: runtime.Runtime) -> None:
+    """A rank dropped in simulated mode: take no part until the survivors finish, then leave.
+
+    Never returns. It waits on the job's original world (which the survivors also reach when
+    they finish), polling so that it does not spin a core the survivors need.
+    """
+    Watchdog.disarm_all()
+    sys.stdout.flush()
+    request = runtime.context.shutdown_comm().Ibarrier()
+    while not request.Test():
+        time.sleep(0.05)
+    MPI.Finalize()
+    os._exit(0)
+
+
+def inject(
+    drop_device: int | list[int] | None = None,
+    *,
+    hang_device: int | list[int] | None = None,
+    stall_s: float | None = None,
+    delay_ms: float = 0.0,
+    ranks: int | list[int] | None = None,
+    jitter_ms: float = 0.0,
+    corrupt_device: int | list[int] | None = None,
+    bits: int = 1,
+    after: int = 0,
+    timeout: float | None = None,
+    seed: int = 0,
+) -> Injection:
+    """Return a context manager in which the described faults strike (see the module docstring).
+
+    Ranks are numbered as in the job's world at the start of the block. Invalid arguments raise
+    FaultPlanError on every rank before anything happens. `timeout` (default: TESSERA_HANG_TIMEOUT
+    or 60 s) is how long survivors wait for a hung rank.
+    """
+    rt = runtime.start()
+    wait = timeout if timeout is not None else float(os.environ.get("TESSERA_HANG_TIMEOUT", "60"))
+    plan = FaultPlan.make(
+        rt.size, drop_device=drop_device, hang_device=hang_device, stall_s=stall_s, delay_ms=delay_ms,
+        ranks=ranks, jitter_ms=jitter_ms, corrupt_device=corrupt_device, bits=bits, after=after,
+        timeout_s=wait, seed=seed,
+    )
+    return Injection(plan)
