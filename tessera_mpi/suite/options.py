@@ -31,6 +31,10 @@ class SuiteOptions:
     quick: bool
     timeout_s: float
     list_checks: bool
+    under_load: bool = False
+    """Run every check beside a background all-reduce stream (tessera_mpi.load)."""
+    repeat: int = 1
+    """Run the whole selection this many times."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +81,10 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"end the job if one check runs longer (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--under-load", action="store_true",
+                        help="run the checks beside a continuous background all-reduce (production load)")
+    parser.add_argument("--repeat", metavar="N", type=int, default=1,
+                        help="run the selection N times and report each repetition (default 1)")
     return parser
 
 
@@ -100,6 +108,8 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         raise UsageError(f"--axes names {len(axes)} axes but --mesh {args.mesh} has {len(shape)}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
     return SuiteOptions(
         tests=tests,
         mesh_shape=shape,
@@ -108,4 +118,6 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         quick=args.quick,
         timeout_s=args.timeout,
         list_checks=args.list_checks,
+        under_load=args.under_load,
+        repeat=args.repeat,
     )
