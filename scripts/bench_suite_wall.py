@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Wall time of `--tests mesh,sharding` at N ranks, side by side with a bare mpi4py start-up.
+"""Wall time of the suite (`--tests mesh,sharding` by default) at N ranks, side by side with a
+bare mpi4py start-up.
 
 The bare job (import mpi4py and numpy, one Allreduce) is what any MPI Python program pays to
 start; the ratio says what the suite adds. Runs alternate so machine noise hits both alike.
 
-    python scripts/bench_suite_wall.py [--ranks 72] [--repeats 3]
+    python scripts/bench_suite_wall.py [--ranks 72] [--repeats 3] [--tests mesh,sharding]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=72)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--tests", default="mesh,sharding", help="the checks the suite runs")
     args = parser.parse_args()
     mpirun = str(Path(sys.executable).parent / "mpirun")
     if not Path(mpirun).exists():
@@ -46,11 +48,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             bare.append(timed(launch + ["-c", BARE], args.timeout))
-            suite.append(timed(launch + ["-m", "tessera_mpi.suite", "--tests", "mesh,sharding",
+            suite.append(timed(launch + ["-m", "tessera_mpi.suite", "--tests", args.tests,
                                          "--out", f"{tmp}/run{i}.h5"], args.timeout))
     print(f"{args.ranks} ranks, {args.repeats} alternating runs, {os.cpu_count()} cores")
     print(f"{'job':<34}{'min s':>8}{'median s':>10}{'max s':>8}")
-    for name, times in (("bare mpi4py start-up + Allreduce", bare), ("suite --tests mesh,sharding", suite)):
+    for name, times in (("bare mpi4py start-up + Allreduce", bare), (f"suite --tests {args.tests}", suite)):
         print(f"{name:<34}{min(times):>8.1f}{statistics.median(times):>10.1f}{max(times):>8.1f}")
     print(f"ratio suite / bare (medians): {statistics.median(suite) / statistics.median(bare):.2f}")
 

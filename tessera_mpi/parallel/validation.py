@@ -20,7 +20,6 @@ class Validation:
     """One rank's view of a validated training run."""
 
     plan: Plan
-    coords: tuple[int, int, int]
     errors: np.ndarray
     """(steps, len(QUANTITIES)): this rank's error per step and quantity (NaN: not applicable)."""
     failures: tuple[str, ...]
@@ -82,7 +81,7 @@ def validate(mesh: Mesh, plan: Plan, *, steps: int, seed: int, lr: float,
         traffic.append(record.traffic)
     losses = np.empty(steps)
     mesh.comm.Allreduce(shares, losses, op=MPI.SUM)
-    return Validation(plan=plan, coords=coords, errors=errors, failures=tuple(failures), losses=losses,
+    return Validation(plan=plan, errors=errors, failures=tuple(failures), losses=losses,
                       reference_losses=reference_losses, replicas_identical=identical, step_seconds=step_seconds,
                       seconds=tuple(seconds),
                       traffic=tuple(traffic))

@@ -5,7 +5,8 @@ matrix, bias, micro-batch activation), and the largest over the arrays compared.
 run computes in float32 from exactly the reference's float32 initial weights and data, so the
 errors are float32 rounding (unit roundoff 6e-8) grown through a few matrix products, sums and
 updates; each tolerance leaves a wide margin above what healthy runs show (docs/performance.md)
-and stays far below what one wrong shard or one lost micro-batch does.
+and stays far below what one wrong shard or one lost micro-batch does. They assume IEEE float32
+matrix products (NumPy's, and CuPy's by default; TF32 tensor-core products would not pass).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .reference import ReferenceStep
 from .trainer import StepRecord
 
 TOLERANCES: dict[str, float] = {
-    "shard": 1e-5,
+    "shard": 1e-4,
     "activation": 1e-5,
     "loss": 1e-5,
     "gradient": 1e-4,
@@ -29,7 +30,8 @@ TOLERANCES: dict[str, float] = {
 """Largest relative error accepted per quantity (float32 against the float64 reference).
 
 shard: this tp rank's contribution, recomputed from the input it received and the reference's
-weights for its shard (so a fault upstream does not show here: it points at the rank itself);
+weights for its shard (so a fault upstream does not show here: it points at the rank itself;
+its error grows with d_model, the length of its sums, reaching 1.1e-6 at the full sizes);
 activation: each stage output; loss: each micro-batch's loss share (last stage); gradient: the
 shard's gradient over its replica's micro-batches, before the dp sum (cancellation in sums of
 many terms makes it the least accurate); weights: the shard after the update (the update is
