@@ -59,6 +59,11 @@ class LoadStats:
         return LoadStats(iterations=self.iterations + other.iterations, message_bytes=self.message_bytes,
                          seconds=self.seconds + other.seconds)
 
+    def since(self, earlier: LoadStats) -> LoadStats:
+        """Return what was done after `earlier`, an earlier `stats()` of the same load."""
+        return LoadStats(iterations=self.iterations - earlier.iterations, message_bytes=self.message_bytes,
+                         seconds=self.seconds - earlier.seconds)
+
     def __str__(self) -> str:
         return (f"{self.iterations} all-reduces of {self.message_bytes} bytes in {self.seconds:.2f} s "
                 f"({self.bytes / 1e6:.1f} MB per rank)")

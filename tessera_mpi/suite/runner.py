@@ -55,10 +55,13 @@ def run_check(check: Check, *, rt: Runtime, mesh: Mesh, options: SuiteOptions,
     start = time.perf_counter()
     with Watchdog(options.timeout_s, f"check {check.name!r}"):
         if load is not None:
+            before = load.stats()
             load.start()
         level, message = _local_outcome(check, ctx)
         if load is not None:
-            stats = load.stop()
+            load.stop()
+            # A check may pause the load (to measure without it): count every run of it.
+            stats = load.stats().since(before)
             ctx.attrs.update(load_iterations=stats.iterations, load_message_bytes=stats.message_bytes,
                              load_bytes=stats.bytes, load_seconds=stats.seconds)
         errored = level == STATUSES.index("error")

@@ -78,6 +78,7 @@ def test_background_load_runs_beside_collectives_and_stops_together():
     x = dist.tensor(contribution(mesh.rank, 1000, np.float64), mesh=mesh)
     quiet = op.all_reduce(x, "sum", deterministic=True).numpy().tobytes()
     with BackgroundLoad(mesh, message_bytes=4096) as load:
+        start = load.stats()
         loaded = [op.all_reduce(x, "sum", deterministic=True).numpy().tobytes() for _ in range(3)]
         with pytest.raises(LoadError, match="already running"):
             load.start()
@@ -92,3 +93,4 @@ def test_background_load_runs_beside_collectives_and_stops_together():
     assert_everywhere(same and len(set(iterations)) == 1 and total.iterations >= 2 and not load.running,
                       f"same bits {same}, iterations {iterations}")
     assert_everywhere(total.bytes == total.iterations * 4096 and total.seconds > 0)
+    assert_everywhere(total.since(start) == total and start.iterations == 0)
