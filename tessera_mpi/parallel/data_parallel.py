@@ -21,7 +21,7 @@ class FlatShard:
     the update a single operation, and gives the bytes the replicas compare.
     """
 
-    def __init__(self, xp: Any, blocks: list[BlockParams], dtype: Any) -> None:
+    def __init__(self, blocks: list[BlockParams], *, xp: Any, dtype: Any) -> None:
         sizes = [a.size for p in blocks for a in p.arrays()]
         self.xp = xp
         self.flat = xp.zeros(sum(sizes), dtype=np.dtype(dtype))
@@ -59,7 +59,7 @@ def digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-def replica_digests(mesh: Mesh, grid: Grid, host_flat: np.ndarray) -> list[str]:
+def replica_digests(mesh: Mesh, host_flat: np.ndarray, *, grid: Grid) -> list[str]:
     """Return every dp replica's digest of its parameter bytes, in dp order. Collective over
     the dp group (local when the mesh has no dp axis)."""
     mine = digest(host_flat)

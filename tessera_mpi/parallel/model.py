@@ -77,7 +77,7 @@ def init_block(spec: ModelSpec, block: int) -> BlockParams:
     )
 
 
-def make_batch(spec: ModelSpec, step: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
+def make_batch(spec: ModelSpec, step: int, *, samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (inputs, targets) of training step `step`: `samples` rows of d_model float32
     values held in float64, the same on every rank that asks."""
     rng = np.random.default_rng([spec.seed, 1 << 20, step])
@@ -86,12 +86,12 @@ def make_batch(spec: ModelSpec, step: int, samples: int) -> tuple[np.ndarray, np
     return inputs, targets
 
 
-def gelu(xp: Any, h: Any) -> Any:
+def gelu(h: Any, *, xp: Any) -> Any:
     """GELU, tanh form."""
     return 0.5 * h * (1.0 + xp.tanh(GELU_C * (h + GELU_A * h * h * h)))
 
 
-def gelu_grad(xp: Any, h: Any) -> Any:
+def gelu_grad(h: Any, *, xp: Any) -> Any:
     """d gelu(h) / dh."""
     t = xp.tanh(GELU_C * (h + GELU_A * h * h * h))
     return 0.5 * (1.0 + t) + 0.5 * h * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * h * h)
@@ -106,26 +106,26 @@ class BlockCache:
     a: Any
 
 
-def block_partial(xp: Any, p: BlockParams, x: Any) -> tuple[Any, BlockCache]:
+def block_partial(p: BlockParams, x: Any, *, xp: Any) -> tuple[Any, BlockCache]:
     """Return this shard's contribution `gelu(x @ w1 + b1) @ w2` to the block's output
     (the sum over the shards of the d_ff columns is the whole block's), and the cache."""
     h = x @ p.w1 + p.b1
-    a = gelu(xp, h)
+    a = gelu(h, xp=xp)
     return a @ p.w2, BlockCache(x=x, h=h, a=a)
 
 
-def block_output(x: Any, summed_partial: Any, b2: Any) -> Any:
+def block_output(x: Any, summed_partial: Any, *, b2: Any) -> Any:
     """Return the block output from its input and the partials summed over the shards."""
     return x + summed_partial + b2
 
 
-def block_backward(xp: Any, p: BlockParams, cache: BlockCache, dy: Any) -> tuple[Any, BlockParams]:
+def block_backward(p: BlockParams, cache: BlockCache, *, dy: Any, xp: Any) -> tuple[Any, BlockParams]:
     """Return (this shard's part of d loss / d x through the MLP, this shard's gradients).
 
     The whole d loss / d x is dy (the residual path) plus the sum of the parts over the
     shards. The b2 gradient is the same on every shard.
     """
-    dh = (dy @ p.w2.T) * gelu_grad(xp, cache.h)
+    dh = (dy @ p.w2.T) * gelu_grad(cache.h, xp=xp)
     grads = BlockParams(w1=cache.x.T @ dh, b1=dh.sum(axis=0), w2=cache.a.T @ dy, b2=dy.sum(axis=0))
     return dh @ p.w1.T, grads
 
@@ -138,6 +138,6 @@ def loss_and_grad(y: Any, targets: Any, *, samples: int) -> tuple[Any, Any]:
     return 0.5 * (diff * diff).sum() / count, diff / count
 
 
-def sgd(params: BlockParams, grads: BlockParams, lr: float) -> BlockParams:
+def sgd(params: BlockParams, grads: BlockParams, *, lr: float) -> BlockParams:
     """Return params - lr * grads."""
     return BlockParams(*(w - lr * g for w, g in zip(params.arrays(), grads.arrays())))

@@ -36,7 +36,7 @@ class Action:
         return f"{self.kind}({self.micro_batch})"
 
 
-def one_f_one_b(stages: int, micro_batches: int, stage: int) -> tuple[Action, ...]:
+def one_f_one_b(stages: int, micro_batches: int, *, stage: int) -> tuple[Action, ...]:
     """Return stage `stage`'s 1F1B program: `stages - stage - 1` warm-up forwards, then one
     forward and one backward in turn, then the remaining backwards.
 

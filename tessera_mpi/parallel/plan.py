@@ -44,11 +44,6 @@ class Grid:
         tp, pp, dp = (at.get(a, 0) for a in AXES)
         return tp, pp, dp
 
-    def rank(self, mesh: Mesh, *, tp: int, pp: int, dp: int) -> int:
-        """Return the mesh rank at these coordinates (an absent axis' coordinate must be 0)."""
-        at = {"tp": tp, "pp": pp, "dp": dp}
-        return mesh.rank_of([at[a] for a in mesh.axes])
-
 
 @dataclass(frozen=True)
 class Plan:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import BlockParams, block_backward, block_output, block_partial, init_block, loss_and_grad, make_batch, sgd
+from .model import (BlockParams, block_backward, block_output, block_partial, init_block, loss_and_grad,
+                    make_batch, sgd)
 from .plan import Plan
 
 
@@ -56,7 +57,7 @@ class Reference:
         """Run training step `step` and return what it produced."""
         plan, spec = self.plan, self.spec
         grid = plan.grid
-        inputs, targets = make_batch(spec, step, plan.samples)
+        inputs, targets = make_batch(spec, step, samples=plan.samples)
         outputs = np.empty((grid.pp, grid.dp, plan.micro_batches, plan.micro_batch_size, spec.d_model))
         losses = np.empty((grid.dp, plan.micro_batches))
         replica_grads = [[_zeros_like(p) for p in self.params] for _ in range(grid.dp)]
@@ -67,14 +68,14 @@ class Reference:
                 x = inputs[rows]
                 caches = []
                 for b, p in enumerate(self.params):
-                    partial, cache = block_partial(np, p, x)
-                    x = block_output(x, partial, p.b2)
+                    partial, cache = block_partial(p, x, xp=np)
+                    x = block_output(x, partial, b2=p.b2)
                     caches.append(cache)
                     if b in last_of_stage:
                         outputs[last_of_stage[b], replica, micro] = x
                 losses[replica, micro], dy = loss_and_grad(x, targets[rows], samples=plan.samples)
                 for b in reversed(range(len(self.params))):
-                    dx_part, grads = block_backward(np, self.params[b], caches[b], dy)
+                    dx_part, grads = block_backward(self.params[b], caches[b], dy=dy, xp=np)
                     _add(replica_grads[replica][b], grads)
                     dy = dy + dx_part
         before = self.params
@@ -82,6 +83,6 @@ class Reference:
         for grads in replica_grads:
             for t, g in zip(total, grads):
                 _add(t, g)
-        self.params = [sgd(p, g, spec.lr) for p, g in zip(before, total)]
+        self.params = [sgd(p, g, lr=spec.lr) for p, g in zip(before, total)]
         return ReferenceStep(step=step, params_before=before, outputs=outputs, losses=losses,
                              replica_grads=replica_grads, params_after=self.params)

@@ -42,11 +42,11 @@ class TensorParallelBlock:
 
     def forward(self, x: Any) -> ForwardResult:
         """Return the block's output for input `x` (the same on every tp rank of the group)."""
-        partial, cache = block_partial(self.xp, self.params, x)
+        partial, cache = block_partial(self.params, x, xp=self.xp)
         summed = self.traffic.all_reduce(partial, axis="tp")
-        return ForwardResult(y=block_output(x, summed, self.params.b2), partial=partial, cache=cache)
+        return ForwardResult(y=block_output(x, summed, b2=self.params.b2), partial=partial, cache=cache)
 
     def backward(self, result: ForwardResult, dy: Any) -> tuple[Any, BlockParams]:
         """Return (d loss / d x, this shard's gradients) for output gradient `dy`."""
-        dx_part, grads = block_backward(self.xp, self.params, result.cache, dy)
+        dx_part, grads = block_backward(self.params, result.cache, dy=dy, xp=self.xp)
         return dy + self.traffic.all_reduce(dx_part, axis="tp"), grads

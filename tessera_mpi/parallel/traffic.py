@@ -37,7 +37,7 @@ class Traffic:
     bits on every rank) unless `deterministic` is False.
     """
 
-    def __init__(self, mesh: Mesh, grid: Grid, clock: PhaseClock, *, deterministic: bool = True) -> None:
+    def __init__(self, mesh: Mesh, grid: Grid, *, clock: PhaseClock, deterministic: bool = True) -> None:
         self.mesh = mesh
         self.grid = grid
         self.clock = clock

@@ -82,16 +82,17 @@ class Trainer:
         self.tp, self.stage, self.replica = plan.grid.coords(mesh, mesh.rank)
         self.fault = fault if fault is not None and fault.rank == mesh.rank else None
         stages = plan.grid.pp
-        programs = [one_f_one_b(stages, plan.micro_batches, s) for s in range(stages)]
+        programs = [one_f_one_b(stages, plan.micro_batches, stage=s) for s in range(stages)]
         check_schedule(programs, plan.micro_batches)
         self.program = programs[self.stage]
         self.clock = PhaseClock(self.backend.synchronize)
-        self.traffic = Traffic(mesh, plan.grid, self.clock)
+        self.traffic = Traffic(mesh, plan.grid, clock=self.clock)
         initial = {b: init_block(self.spec, b) for b in plan.stage_blocks(self.stage)}
         offset = 1 if self.fault is not None and self.fault.kind == "wrong_shard" else 0
         xp = self.backend.xp
-        self.params = FlatShard(xp, plan.shard(initial, tp=self.tp, stage=self.stage, column_offset=offset), DTYPE)
-        self.grads = FlatShard(xp, self.params.blocks, DTYPE)
+        shard = plan.shard(initial, tp=self.tp, stage=self.stage, column_offset=offset)
+        self.params = FlatShard(shard, xp=xp, dtype=DTYPE)
+        self.grads = FlatShard(self.params.blocks, xp=xp, dtype=DTYPE)
         self.blocks = [TensorParallelBlock(p, self.traffic) for p in self.params.blocks]
 
     @property
@@ -111,9 +112,9 @@ class Trainer:
 
     def step(self, step: int) -> StepRecord:
         """Run training step `step` on every rank; return this rank's record of it."""
-        plan, xp = self.plan, self.backend.xp
+        plan = self.plan
         shape = (plan.micro_batch_size, plan.d_model)
-        inputs, targets = make_batch(self.spec, step, plan.samples)
+        inputs, targets = make_batch(self.spec, step, samples=plan.samples)
         inbox: dict[int, Any] = {}
         outbox: dict[int, Any] = {}
         gradients: dict[int, Any] = {}
@@ -181,7 +182,7 @@ class Trainer:
             self.params.flat -= self.spec.lr * self.grads.flat
         with self.clock.phase("record"):
             after = self.params.host_blocks(self.backend.to_host)
-            digests = replica_digests(self.mesh, plan.grid, np.asarray(self.backend.to_host(self.params.flat)))
+            digests = replica_digests(self.mesh, np.asarray(self.backend.to_host(self.params.flat)), grid=plan.grid)
         return StepRecord(step=step, block_inputs=block_inputs, partials=partials, outputs=outputs,
                           losses=losses, local_grads=local_grads, params_after=after, digests=digests,
                           seconds=self.clock.take(), traffic=self.traffic.take())

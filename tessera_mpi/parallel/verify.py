@@ -57,12 +57,13 @@ def _blocks_err(got: Sequence[BlockParams], ref: Sequence[BlockParams]) -> float
     return max(rel_err(g, r) for gp, rp in zip(got, ref) for g, r in zip(gp.arrays(), rp.arrays()))
 
 
-def step_errors(record: StepRecord, ref: ReferenceStep, *, plan: Plan, coords: tuple[int, int, int]) -> dict[str, float]:
+def step_errors(record: StepRecord, ref: ReferenceStep, *, plan: Plan,
+                coords: tuple[int, int, int]) -> dict[str, float]:
     """Return this rank's error per quantity in one step (NaN where it does not apply: the loss
     off the last stage). `coords` are the rank's (tp, pp, dp) coordinates. Local."""
     tp, stage, replica = coords
     shard_before = plan.shard(ref.params_before, tp=tp, stage=stage)
-    shard = max(rel_err(partial, block_partial(np, p, x)[0])
+    shard = max(rel_err(partial, block_partial(p, x, xp=np)[0])
                 for inputs, partials in zip(record.block_inputs, record.partials)
                 for x, partial, p in zip(inputs, partials, shard_before))
     activation = max(rel_err(out, ref.outputs[stage, replica, m]) for m, out in enumerate(record.outputs))

@@ -48,7 +48,8 @@ def repetitions(history: Sequence[Sequence[CheckRecord]]) -> None:
     for records in history:
         spread = Spread.of(records)
         statuses = " ".join(r.status for r in records)
-        _emit(f"{records[0].name:<{width}}{spread.minimum:>8.2f}{spread.median:>9.2f}{spread.maximum:>8.2f}  {statuses}")
+        _emit(f"{records[0].name:<{width}}{spread.minimum:>8.2f}{spread.median:>9.2f}{spread.maximum:>8.2f}"
+              f"  {statuses}")
 
 
 def summary(records: Sequence[CheckRecord], *, elapsed_s: float, results_path: str) -> None:

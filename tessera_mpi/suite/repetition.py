@@ -61,6 +61,6 @@ def combine(records: Sequence[CheckRecord]) -> CheckRecord:
     attrs = dict(shown.attrs, repetition=chosen + 1, repetitions=len(records),
                  failing_ranks=np.array(failing, dtype=np.int64))
     datasets = dict(shown.datasets)
-    datasets["repetitions"] = Dataset(table(rows), {"description": "status, duration and headline of every repetition"})
+    datasets["repetitions"] = Dataset(table(rows), {"description": "status, duration and headline of each repetition"})
     return CheckRecord(name=shown.name, status=STATUSES[level], duration_s=sum(r.duration_s for r in records),
                        message=message, headline=shown.headline, datasets=datasets, attrs=attrs)

@@ -16,27 +16,27 @@ SPEC = ModelSpec(d_model=6, d_ff=8, blocks=3, seed=7, lr=0.1)
 def loss_of(params, inputs, targets):
     x = inputs
     for p in params:
-        x = block_output(x, block_partial(np, p, x)[0], p.b2)
+        x = block_output(x, block_partial(p, x, xp=np)[0], b2=p.b2)
     return loss_and_grad(x, targets, samples=len(inputs))[0]
 
 
 def gradients(params, inputs, targets):
     x, caches = inputs, []
     for p in params:
-        partial, cache = block_partial(np, p, x)
-        x = block_output(x, partial, p.b2)
+        partial, cache = block_partial(p, x, xp=np)
+        x = block_output(x, partial, b2=p.b2)
         caches.append(cache)
     _, dy = loss_and_grad(x, targets, samples=len(inputs))
     grads = [None] * len(params)
     for b in reversed(range(len(params))):
-        dx_part, grads[b] = block_backward(np, params[b], caches[b], dy)
+        dx_part, grads[b] = block_backward(params[b], caches[b], dy=dy, xp=np)
         dy = dy + dx_part
     return grads, dy
 
 
 def test_gradients_match_central_differences():
     params = [init_block(SPEC, b) for b in range(SPEC.blocks)]
-    inputs, targets = make_batch(SPEC, 0, 5)
+    inputs, targets = make_batch(SPEC, 0, samples=5)
     grads, dx = gradients(params, inputs, targets)
     h = 1e-6
     for b, name in [(0, "w1"), (0, "b1"), (1, "w2"), (2, "b2"), (2, "w1")]:
@@ -63,15 +63,15 @@ def test_tensor_parallel_shards_add_up_to_the_whole_block(shards):
     grid = Grid(tp=shards, pp=1, dp=1, present=("tp",))
     plan = Plan(grid, d_model=6, ff_per_shard=8 // shards, blocks_per_stage=1, micro_batches=1, micro_batch_size=5)
     whole = init_block(plan.model(seed=3, lr=0.1), 0)
-    x, _ = make_batch(plan.model(seed=3, lr=0.1), 0, 5)
+    x, _ = make_batch(plan.model(seed=3, lr=0.1), 0, samples=5)
     dy = np.random.default_rng(0).normal(size=(5, 6))
-    partial, cache = block_partial(np, whole, x)
-    dx_whole, g_whole = block_backward(np, whole, cache, dy)
+    partial, cache = block_partial(whole, x, xp=np)
+    dx_whole, g_whole = block_backward(whole, cache, dy=dy, xp=np)
     parts, dx_parts, shard_grads = [], [], []
     for t in range(shards):
         (p,) = plan.shard([whole], tp=t, stage=0)
-        part, c = block_partial(np, p, x)
-        dx_part, g = block_backward(np, p, c, dy)
+        part, c = block_partial(p, x, xp=np)
+        dx_part, g = block_backward(p, c, dy=dy, xp=np)
         parts.append(part)
         dx_parts.append(dx_part)
         shard_grads.append(g)
@@ -113,7 +113,7 @@ def test_reference_step_bookkeeping():
     plan = Plan(grid, d_model=4, ff_per_shard=5, blocks_per_stage=1, micro_batches=2, micro_batch_size=3)
     ref = Reference(plan, seed=2, lr=0.1)
     first = ref.step(0)
-    inputs, targets = make_batch(ref.spec, 0, plan.samples)
+    inputs, targets = make_batch(ref.spec, 0, samples=plan.samples)
     total, _ = gradients(first.params_before, inputs, targets)
     summed = [BlockParams(*(a + b for a, b in zip(g0.arrays(), g1.arrays())))
               for g0, g1 in zip(*first.replica_grads)]

@@ -7,7 +7,8 @@ from tessera_mpi.suite.repetition import Spread, combine
 
 
 def _record(status, duration, failing=(), **attrs):
-    return CheckRecord(name="c", status=status, duration_s=duration, message="" if status == "passed" else f"{status}!",
+    message = "" if status == "passed" else f"{status}!"
+    return CheckRecord(name="c", status=status, duration_s=duration, message=message,
                        headline=f"{status} {duration}", datasets={"d": Dataset(np.array([duration]))},
                        attrs={"failing_ranks": np.array(failing, dtype=np.int64), **attrs})
 

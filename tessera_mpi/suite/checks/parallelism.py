@@ -106,13 +106,14 @@ def run_parallelism(ctx: CheckContext, *, fault: PlantedFault | None = None) -> 
     ctx.save("steps", table([{"step": k, "loss": float(v.losses[k]), "reference_loss": float(v.reference_losses[k]),
                               "loss_rel_err": float(loss_err[k]), "replicas_identical": bool(identical[k])}
                              for k in range(steps)]),
-             description="per step: the distributed loss, the reference's, and whether every dp replica held the same bits")
+             description="per step: the distributed and the reference loss, and whether the dp replicas held "
+                         "the same bits")
     ctx.save("errors", table(errors), description="per step and quantity: the largest relative error over the ranks")
     ctx.save("phases", table(phases), units="s",
              description="seconds per step by phase (exclusive), over ranks: t_max is the max of the per-rank means")
     ctx.save("traffic", table(traffic), units="bytes",
              description="calls and payload bytes per mesh axis, summed over ranks and steps")
-    programs = [one_f_one_b(grid.pp, plan.micro_batches, s) for s in range(grid.pp)]
+    programs = [one_f_one_b(grid.pp, plan.micro_batches, stage=s) for s in range(grid.pp)]
     ctx.save("schedule", table([{"stage": s, "actions": len(p), "max_in_flight": in_flight(p)}
                                 for s, p in enumerate(programs)]),
              description="the 1F1B program of each pipeline stage")
