@@ -64,10 +64,6 @@ class LoadStats:
         return LoadStats(iterations=self.iterations - earlier.iterations, message_bytes=self.message_bytes,
                          seconds=self.seconds - earlier.seconds)
 
-    def __str__(self) -> str:
-        return (f"{self.iterations} all-reduces of {self.message_bytes} bytes in {self.seconds:.2f} s "
-                f"({self.bytes / 1e6:.1f} MB per rank)")
-
 
 class BackgroundLoad:
     """A continuous all-reduce stream on a duplicate of the mesh communicator.

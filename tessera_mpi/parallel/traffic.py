@@ -33,15 +33,15 @@ class Traffic:
 
     Arrays travel as Replicate DistTensors whose global shape is the local shape: the layout
     says only that every rank of the group holds an array of that shape; what each holds is
-    its own contribution. Reductions are deterministic (the correctly rounded sum, the same
-    bits on every rank) unless `deterministic` is False.
+    its own contribution. Reductions are deterministic (the correctly rounded sum): the same
+    bits on every rank of a group, so tp replicas of an activation and dp replicas of a
+    gradient cannot drift apart.
     """
 
-    def __init__(self, mesh: Mesh, grid: Grid, *, clock: PhaseClock, deterministic: bool = True) -> None:
+    def __init__(self, mesh: Mesh, grid: Grid, *, clock: PhaseClock) -> None:
         self.mesh = mesh
         self.grid = grid
         self.clock = clock
-        self.deterministic = deterministic
         self.counts = {a: AxisCount() for a in AXES}
         self._placed: dict[tuple[int, ...], Placed] = {}
 
@@ -67,7 +67,7 @@ class Traffic:
         if self.grid.size(axis) == 1:
             return a
         with self.clock.phase(f"{axis}_comm"):
-            summed = op.all_reduce(self._wrap(a), "sum", axis=axis, deterministic=self.deterministic,
+            summed = op.all_reduce(self._wrap(a), "sum", axis=axis, deterministic=True,
                                    check=axis == "dp")
         self._count(axis, a.nbytes)
         return summed.local
