@@ -14,12 +14,14 @@ from .._text import plural, shape_str
 from .._version import __version__
 from ..agree import agree
 from ..errors import ConfigError, DivergenceError
+from ..load import MESSAGE_BYTES, BackgroundLoad
 from ..mesh import Mesh
 from ..results import ResultsWriter
 from ..results.provenance import ranks_table, root_attrs
 from . import console
 from .options import SuiteOptions, UsageError, build_parser, parse_options
 from .registry import registered
+from .repetition import combine
 from .runner import run_checks
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -54,7 +56,8 @@ def _open_results(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions) -> Res
         created = datetime.now(timezone.utc)
         path = results_path(options.out, created)
         try:
-            writer = ResultsWriter(path, attrs=root_attrs(rt, mesh, created), ranks=ranks_table(mesh))
+            attrs = dict(root_attrs(rt, mesh, created), under_load=options.under_load, repeat=options.repeat)
+            writer = ResultsWriter(path, attrs=attrs, ranks=ranks_table(mesh))
             writer.write()
         except OSError as exc:
             error = f"cannot write the results file {path}: {exc}"
@@ -64,15 +67,29 @@ def _open_results(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions) -> Res
     return writer
 
 
-def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: ResultsWriter) -> list[str]:
+def _load(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions) -> BackgroundLoad | None:
+    """Create the --under-load stream (collective), sized like the checks' workloads."""
+    if not options.under_load:
+        return None
+    size = "quick" if options.quick else "small" if rt.oversubscribed else "full"
+    return BackgroundLoad(mesh, message_bytes=MESSAGE_BYTES[size])
+
+
+def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: ResultsWriter,
+            options: SuiteOptions, load: BackgroundLoad | None) -> list[str]:
     hosts = len({p.host for p in mesh.placements})
     mpi = MPI.Get_library_version().splitlines()[0].split(",")[0]
+    runs = [f"  repeat: the selection runs {options.repeat} times"] if options.repeat > 1 else []
+    if load is not None:
+        runs.append(f"  under load: a continuous all-reduce of {load.message_bytes} bytes per rank over the "
+                    "mesh, on its own communicator, runs beside every check")
     return [
         f"tessera_mpi {__version__}: {plural(rt.size, 'rank')} on {plural(hosts, 'host')} "
         f"({rt.launch.describe()}), mesh {shape_str(mesh.shape)} ({','.join(mesh.axes)})",
         f"  backend {rt.backend.name}, CUDA-aware MPI {'yes' if rt.cuda_aware else 'no'} "
         f"({rt.cuda_aware_source}), {mpi}",
         f"  checks: {', '.join(names)}",
+        *runs,
         f"  results: {writer.path}",
         "",
     ]
@@ -98,15 +115,21 @@ def run(argv: Sequence[str] | None = None) -> int:
         rt = runtime.start()
         with runtime.Watchdog(options.timeout_s, "suite set-up"):
             mesh = Mesh(options.axes, shape=options.mesh_shape)
+            load = _load(rt, mesh, options)
             writer = _open_results(rt, mesh, options)
     except (ConfigError, DivergenceError) as exc:
         _say(f"python -m tessera_mpi.suite: configuration error: {exc}")
         return EXIT_USAGE
     start = MPI.Wtime()
     if writer is not None:
-        console.header(_header(rt, mesh, [c.name for c in selected], writer))
-    records = run_checks(selected, rt=rt, mesh=mesh, options=options, writer=writer)
+        console.header(_header(rt, mesh, [c.name for c in selected], writer, options, load))
+    history = run_checks(selected, rt=rt, mesh=mesh, options=options, writer=writer, load=load)
+    if load is not None:
+        load.close()
+    records = [combine(h) for h in history]
     if writer is not None:
+        if options.repeat > 1:
+            console.repetitions(history)
         console.summary(records, elapsed_s=MPI.Wtime() - start, results_path=str(writer.path))
     ok = all(r.status in ("passed", "skipped") for r in records)
     return EXIT_PASSED if ok else EXIT_FAILED

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from .._text import plural
 from ..results import CheckRecord
+from .repetition import Spread
 
 NAME_WIDTH = 14
 
@@ -22,12 +23,33 @@ def header(lines: Sequence[str]) -> None:
         _emit(line)
 
 
+def repetition(number: int, total: int) -> None:
+    """Print the start of repetition `number` of `total` (--repeat)."""
+    _emit(f"  repetition {number} of {total}")
+
+
 def check_line(record: CheckRecord) -> None:
-    """Print one finished check, and its message when it did not pass."""
+    """Print one finished check, its message when it did not pass, and the load beside it."""
     _emit(f"  {record.name:<{NAME_WIDTH}}{record.status.upper():<8}{record.duration_s:>8.2f} s  {record.headline}")
     if record.status != "passed" and record.message:
         for line in record.message.splitlines():
             _emit(f"      {line}")
+    if "load_iterations" in record.attrs:
+        a = record.attrs
+        _emit(f"      under load: {a['load_iterations']} background all-reduces of {a['load_message_bytes']} "
+              f"bytes per rank in {a['load_seconds']:.2f} s")
+
+
+def repetitions(history: Sequence[Sequence[CheckRecord]]) -> None:
+    """Print every check's status in each repetition and the spread of its durations."""
+    width = max([NAME_WIDTH - 2, *(len(h[0].name) for h in history)]) + 2
+    _emit("")
+    _emit(f"{'repetitions':<{width}}{'min s':>8}{'median s':>9}{'max s':>8}  status per repetition")
+    for records in history:
+        spread = Spread.of(records)
+        statuses = " ".join(r.status for r in records)
+        _emit(f"{records[0].name:<{width}}{spread.minimum:>8.2f}{spread.median:>9.2f}{spread.maximum:>8.2f}"
+              f"  {statuses}")
 
 
 def summary(records: Sequence[CheckRecord], *, elapsed_s: float, results_path: str) -> None:

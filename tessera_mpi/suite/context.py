@@ -7,6 +7,7 @@ from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
+from ..load import BackgroundLoad
 from ..mesh import Mesh
 from ..results import Dataset
 from ..runtime import Runtime
@@ -32,6 +33,9 @@ class CheckContext:
     attrs: dict[str, Any] = field(default_factory=dict)
     headline: str = ""
     """The one-line figure the suite prints for this check (set it on rank 0 at least)."""
+    load: BackgroundLoad | None = None
+    """The background load running beside the check under --under-load (None otherwise); a check
+    that reports figures with and without load measures the latter inside `load.paused()`."""
 
     @property
     def is_root(self) -> bool:

@@ -39,6 +39,10 @@ class SuiteOptions:
     duration_s: float = 0.0
     link_peers: int | None = None
     slow_link_fraction: float = 0.5
+    under_load: bool = False
+    """Run every check beside a background all-reduce stream (tessera_mpi.load)."""
+    repeat: int = 1
+    """Run the whole selection this many times."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,6 +138,10 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
                         help="links: test each rank against K peers (default: all up to 128 ranks, else 16)")
     fabric.add_argument("--slow-link-fraction", metavar="F", type=float, default=0.5,
                         help="links: a link below this fraction of the median is slow (default 0.5)")
+    parser.add_argument("--under-load", action="store_true",
+                        help="run the checks beside a continuous background all-reduce (production load)")
+    parser.add_argument("--repeat", metavar="N", type=int, default=1,
+                        help="run the selection N times and report each repetition (default 1)")
     return parser
 
 
@@ -165,6 +173,8 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         raise UsageError(f"--duration must be 0 or more seconds, got {args.duration:g}")
     if args.link_peers is not None and args.link_peers < 1:
         raise UsageError(f"--link-peers must be at least 1, got {args.link_peers}")
+    if args.repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
     return SuiteOptions(
         tests=tests,
         mesh_shape=shape,
@@ -179,4 +189,6 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         duration_s=args.duration,
         link_peers=args.link_peers,
         slow_link_fraction=args.slow_link_fraction,
+        under_load=args.under_load,
+        repeat=args.repeat,
     )

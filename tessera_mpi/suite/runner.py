@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..agree import AgreementTimeout, agree
+from ..load import BackgroundLoad
 from ..mesh import Mesh
 from ..results import CheckRecord, ResultsWriter
 from ..results.schema import STATUSES
@@ -18,6 +19,7 @@ from . import console
 from .context import CheckContext, CheckSkipped
 from .options import SuiteOptions
 from .registry import Check
+from .repetition import combine
 
 MAX_SHOWN_FAILURES = 3
 """Failure messages a rank contributes to the agreed message; the count of the rest is given."""
@@ -39,17 +41,29 @@ def _local_outcome(check: Check, ctx: CheckContext) -> tuple[int, str]:
     return STATUSES.index("passed"), ""
 
 
-def run_check(check: Check, *, rt: Runtime, mesh: Mesh, options: SuiteOptions) -> CheckRecord:
+def run_check(check: Check, *, rt: Runtime, mesh: Mesh, options: SuiteOptions,
+              load: BackgroundLoad | None = None) -> CheckRecord:
     """Run one check on every rank and agree on its status. Collective over the world.
 
     A rank whose check raised waits at most the error grace period for the others to reach the
     agreement: if they do not (typically because they wait for it inside a collective), it
-    ends the job, printing its traceback, rather than let them hang.
+    ends the job, printing its traceback, rather than let them hang. With `load`, the
+    background stream runs while the check does (inside the watchdog, which also covers
+    stopping it) and what it moved goes into the record's `load_*` attributes.
     """
-    ctx = CheckContext(mesh=mesh, options=options, runtime=rt)
+    ctx = CheckContext(mesh=mesh, options=options, runtime=rt, load=load)
     start = time.perf_counter()
     with Watchdog(options.timeout_s, f"check {check.name!r}"):
+        if load is not None:
+            before = load.stats()
+            load.start()
         level, message = _local_outcome(check, ctx)
+        if load is not None:
+            load.stop()
+            # A check may pause the load (to measure without it): count every run of it.
+            stats = load.stats().since(before)
+            ctx.attrs.update(load_iterations=stats.iterations, load_message_bytes=stats.message_bytes,
+                             load_bytes=stats.bytes, load_seconds=stats.seconds)
         errored = level == STATUSES.index("error")
         try:
             verdict = agree(
@@ -89,13 +103,22 @@ def run_checks(
     mesh: Mesh,
     options: SuiteOptions,
     writer: ResultsWriter | None,
-) -> list[CheckRecord]:
-    """Run `checks` in order on every rank; rank 0 prints each and rewrites the results file."""
-    records = []
-    for check in checks:
-        record = run_check(check, rt=rt, mesh=mesh, options=options)
-        records.append(record)
-        if writer is not None:
-            writer.add(record)
-            console.check_line(record)
-    return records
+    load: BackgroundLoad | None = None,
+) -> list[list[CheckRecord]]:
+    """Run `checks` in order, the whole selection `options.repeat` times, on every rank.
+
+    Rank 0 prints every repetition of every check and rewrites the results file after each,
+    with each check's repetitions so far combined into one record. Returns, per check, its
+    record of every repetition.
+    """
+    history: list[list[CheckRecord]] = [[] for _ in checks]
+    for repetition in range(1, options.repeat + 1):
+        if writer is not None and options.repeat > 1:
+            console.repetition(repetition, options.repeat)
+        for check, records in zip(checks, history):
+            record = run_check(check, rt=rt, mesh=mesh, options=options, load=load)
+            records.append(record)
+            if writer is not None:
+                writer.add(combine(records))
+                console.check_line(record)
+    return history

@@ -50,3 +50,14 @@ def test_usage_errors(argv, text):
 
 def test_parse_shape():
     assert parse_shape("6X6x2") == (6, 6, 2)
+
+
+def test_under_load_and_repeat():
+    o = parse_options([], CHECKS)
+    assert not o.under_load and o.repeat == 1
+    o = parse_options(["--under-load", "--repeat", "3"], CHECKS)
+    assert o.under_load and o.repeat == 3
+    with pytest.raises(UsageError, match="--repeat must be at least 1, got 0"):
+        parse_options(["--repeat", "0"], CHECKS)
+    with pytest.raises(UsageError, match="invalid int"):
+        parse_options(["--repeat", "twice"], CHECKS)

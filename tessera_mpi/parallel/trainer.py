@@ -1,0 +1,188 @@
+"""One rank's part of a training step: its tp shard of its pp stage's blocks, on its dp
+replica's micro-batches, run on the 1F1B schedule, then the dp gradient sum and the update."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from ..mesh import Mesh
+from .data_parallel import FlatShard, reduce_gradients, replica_digests
+from .model import BlockParams, init_block, loss_and_grad, make_batch
+from .phases import PhaseClock
+from .pipeline import check_schedule, one_f_one_b, run_program
+from .plan import Plan
+from .tensor_parallel import ForwardResult, TensorParallelBlock
+from .traffic import AxisCount, Traffic
+
+DTYPE = np.float32
+"""The precision of the distributed run; the reference runs in float64."""
+
+FaultKind = Literal["wrong_shard", "drop_micro_batch"]
+FAULT_KINDS: tuple[str, ...] = ("wrong_shard", "drop_micro_batch")
+
+
+@dataclass(frozen=True)
+class PlantedFault:
+    """A fault planted on mesh rank `rank`, to prove that verification catches it.
+
+    "wrong_shard": the rank's w1 columns are taken one column off (a misplaced shard).
+    "drop_micro_batch": in step `step` the rank loses micro-batch `micro_batch`'s weight
+    gradients; its messages still flow, so the job runs on (a lost message would hang it,
+    which the suite's watchdog reports instead).
+    """
+
+    kind: FaultKind
+    rank: int
+    micro_batch: int = 0
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"PlantedFault kind {self.kind!r}; choose one of {', '.join(FAULT_KINDS)}")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one rank did in one step, as host float64 copies for verification."""
+
+    step: int
+    block_inputs: list[list[np.ndarray]]
+    """[micro-batch][block of the stage]: the input each block received."""
+    partials: list[list[np.ndarray]]
+    """[micro-batch][block of the stage]: this tp shard's contribution before the tp sum."""
+    outputs: list[np.ndarray]
+    """[micro-batch]: the stage's output."""
+    losses: np.ndarray | None
+    """Each micro-batch's loss share, on the last stage only."""
+    local_grads: list[BlockParams]
+    """This shard's gradients over this replica's micro-batches, before the dp sum."""
+    params_after: list[BlockParams]
+    digests: list[str]
+    """SHA-256 of the parameter bytes of every dp replica of this shard, in dp order."""
+    seconds: dict[str, float]
+    traffic: dict[str, AxisCount]
+
+
+def _tag(micro_batch: int, gradient: bool) -> int:
+    return 2 * micro_batch + int(gradient)
+
+
+class Trainer:
+    """This rank's shard of the model and its training step. Collective over the mesh: every
+    rank constructs one with the same plan and calls `step` with the same step numbers."""
+
+    def __init__(self, mesh: Mesh, plan: Plan, *, seed: int, lr: float, fault: PlantedFault | None = None) -> None:
+        self.mesh = mesh
+        self.plan = plan
+        self.spec = plan.model(seed=seed, lr=lr)
+        self.backend = mesh.runtime.backend
+        self.tp, self.stage, self.replica = plan.grid.coords(mesh, mesh.rank)
+        self.fault = fault if fault is not None and fault.rank == mesh.rank else None
+        stages = plan.grid.pp
+        programs = [one_f_one_b(stages, plan.micro_batches, stage=s) for s in range(stages)]
+        check_schedule(programs, plan.micro_batches)
+        self.program = programs[self.stage]
+        self.clock = PhaseClock(self.backend.synchronize)
+        self.traffic = Traffic(mesh, plan.grid, clock=self.clock)
+        initial = {b: init_block(self.spec, b) for b in plan.stage_blocks(self.stage)}
+        offset = 1 if self.fault is not None and self.fault.kind == "wrong_shard" else 0
+        xp = self.backend.xp
+        shard = plan.shard(initial, tp=self.tp, stage=self.stage, column_offset=offset)
+        self.params = FlatShard(shard, xp=xp, dtype=DTYPE)
+        self.grads = FlatShard(self.params.blocks, xp=xp, dtype=DTYPE)
+        self.blocks = [TensorParallelBlock(p, self.traffic) for p in self.params.blocks]
+
+    @property
+    def is_first(self) -> bool:
+        return self.stage == 0
+
+    @property
+    def is_last(self) -> bool:
+        return self.stage == self.plan.grid.pp - 1
+
+    def _host(self, a: Any) -> np.ndarray:
+        return np.array(self.backend.to_host(a), dtype=np.float64)
+
+    def _dropped(self, step: int, micro_batch: int) -> bool:
+        f = self.fault
+        return f is not None and f.kind == "drop_micro_batch" and (f.step, f.micro_batch) == (step, micro_batch)
+
+    def step(self, step: int) -> StepRecord:
+        """Run training step `step` on every rank; return this rank's record of it."""
+        plan = self.plan
+        shape = (plan.micro_batch_size, plan.d_model)
+        inputs, targets = make_batch(self.spec, step, samples=plan.samples)
+        inbox: dict[int, Any] = {}
+        outbox: dict[int, Any] = {}
+        gradients: dict[int, Any] = {}
+        forwards: dict[int, list[ForwardResult]] = {}
+        block_inputs: list[list[np.ndarray]] = [[] for _ in range(plan.micro_batches)]
+        partials: list[list[np.ndarray]] = [[] for _ in range(plan.micro_batches)]
+        outputs: list[np.ndarray] = [np.empty(0)] * plan.micro_batches
+        losses = np.zeros(plan.micro_batches) if self.is_last else None
+        self.grads.zero()
+
+        def rows(m: int) -> slice:
+            return plan.micro_batch(self.replica, m)
+
+        def recv_activation(m: int) -> None:
+            inbox[m] = self.traffic.recv(shape, DTYPE, source=self.stage - 1, tag=_tag(m, False))
+
+        def forward(m: int) -> None:
+            with self.clock.phase("forward"):
+                x = inbox.pop(m) if not self.is_first else self.backend.from_host(inputs[rows(m)].astype(DTYPE))
+                results = []
+                for block in self.blocks:
+                    results.append(block.forward(x))
+                    x = results[-1].y
+                forwards[m] = results
+                if self.is_last:
+                    loss, gradients[m] = loss_and_grad(x, self.backend.from_host(targets[rows(m)].astype(DTYPE)),
+                                                       samples=plan.samples)
+                else:
+                    outbox[m] = x
+            with self.clock.phase("record"):
+                block_inputs[m] = [self._host(r.cache.x) for r in results]
+                partials[m] = [self._host(r.partial) for r in results]
+                outputs[m] = self._host(x)
+                if losses is not None:
+                    losses[m] = float(self._host(loss))
+
+        def send_activation(m: int) -> None:
+            self.traffic.send(outbox.pop(m), dest=self.stage + 1, tag=_tag(m, False))
+
+        def recv_gradient(m: int) -> None:
+            gradients[m] = self.traffic.recv(shape, DTYPE, source=self.stage + 1, tag=_tag(m, True))
+
+        def backward(m: int) -> None:
+            with self.clock.phase("backward"):
+                dy = gradients.pop(m)
+                for block, result, total in reversed(list(zip(self.blocks, forwards.pop(m), self.grads.blocks))):
+                    dy, grads = block.backward(result, dy)
+                    if not self._dropped(step, m):
+                        for t, g in zip(total.arrays(), grads.arrays()):
+                            t += g
+                if not self.is_first:
+                    outbox[m] = dy
+
+        def send_gradient(m: int) -> None:
+            self.traffic.send(outbox.pop(m), dest=self.stage - 1, tag=_tag(m, True))
+
+        run_program(self.program, {
+            "recv_activation": recv_activation, "forward": forward, "send_activation": send_activation,
+            "recv_gradient": recv_gradient, "backward": backward, "send_gradient": send_gradient,
+        })
+        with self.clock.phase("record"):
+            local_grads = self.grads.host_blocks(self.backend.to_host)
+        reduce_gradients(self.traffic, self.grads)
+        with self.clock.phase("optimizer"):
+            self.params.flat -= self.spec.lr * self.grads.flat
+        with self.clock.phase("record"):
+            after = self.params.host_blocks(self.backend.to_host)
+            digests = replica_digests(self.mesh, np.asarray(self.backend.to_host(self.params.flat)), grid=plan.grid)
+        return StepRecord(step=step, block_inputs=block_inputs, partials=partials, outputs=outputs,
+                          losses=losses, local_grads=local_grads, params_after=after, digests=digests,
+                          seconds=self.clock.take(), traffic=self.traffic.take())
