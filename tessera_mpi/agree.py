@@ -107,10 +107,11 @@ def agree(
     )
 
 
-def divergence(values: list[Any]) -> str:
-    """Return "ranks 0-70 passed A; rank 71 passed B" for per-rank values (indexed by rank)."""
+def divergence(values: list[Any], ranks: list[int] | None = None) -> str:
+    """Return "ranks 0-70 passed A; rank 71 passed B" for per-rank values, the ranks being
+    `ranks` (default: the values' indices)."""
     groups: dict[str, list[int]] = {}
-    for rank, value in enumerate(values):
+    for rank, value in zip(ranks if ranks is not None else range(len(values)), values):
         groups.setdefault(repr(value)[:MAX_MESSAGE], []).append(rank)
     return "; ".join(f"rank{'s' if len(r) > 1 else ''} {rank_ranges(r)} passed {t}" for t, r in groups.items())
 

@@ -1,23 +1,26 @@
-"""The metadata agreement before a collective: the same call on every rank, compatible shards.
+"""The metadata agreement before a collective: the same call, with compatible shards, on every
+rank that takes part.
 
 A collective called with different shapes, dtypes or operations on different ranks corrupts
-memory or hangs inside MPI. One small allgather over the mesh turns that into the same
-DivergenceError on every rank, naming who passed what. Benchmarks switch it off (check=False).
+memory or hangs inside MPI. One small allgather among the ranks of the collective's own group
+turns that into the same DivergenceError on each of them, naming who passed what. It runs in
+the group, not over the whole mesh, because groups legitimately reach their collectives at
+different times (pipeline stages do). Benchmarks switch it off (check=False).
 """
 
 from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from mpi4py import MPI
 
 from ._text import rank_ranges
 from .agree import divergence
 from .errors import DivergenceError
-from .mesh import Mesh
 
 
 def _digest(value: Any) -> bytes:
@@ -25,38 +28,32 @@ def _digest(value: Any) -> bytes:
 
 
 def check_call(
-    mesh: Mesh,
+    comm: MPI.Intracomm,
     what: str,
     signature: Any,
     *,
     local: Any = None,
-    group_axes: Sequence[int] = (),
+    rank_of: Callable[[int], int] = lambda r: r,
 ) -> None:
-    """Agree that every mesh rank passed `signature`, and that `local` is equal within groups.
+    """Agree that every rank of `comm` passed `signature` and the same `local` (typically the
+    local shape, which must match among ranks that combine elementwise).
 
-    Collective over the mesh. Groups are the ranks that exchange in a collective over the mesh
-    axes `group_axes` (see Mesh.leaders); `local` is typically the local shape,
-    which must match among the ranks that exchange elementwise. Costs one allgather of 16
-    bytes per rank; the values themselves travel only when something differs.
+    Collective over `comm`, the collective's group. Costs one allgather of 16 bytes per rank;
+    the values themselves travel only when something differs. `rank_of` turns a rank of `comm`
+    into the rank the message names (the job's world rank).
     """
     mine = np.frombuffer(_digest(signature) + _digest(local), dtype=np.uint8)
-    digests = np.empty((mesh.size, 16), dtype=np.uint8)
-    mesh.comm.Allgather(mine, digests)
-    signatures_differ = bool((digests[:, :8] != digests[0, :8]).any())
-    leaders = mesh.leaders(group_axes)
-    locals_differ = bool((digests[:, 8:] != digests[leaders, 8:]).any())
-    if not signatures_differ and not locals_differ:
+    digests = np.empty((comm.size, 16), dtype=np.uint8)
+    comm.Allgather(mine, digests)
+    if (digests == digests[0]).all():
         return
-    records = mesh.comm.allgather((signature, local))
-    if signatures_differ:
+    records = comm.allgather((signature, local))
+    named = [rank_of(r) for r in range(comm.size)]
+    signatures = [s for s, _ in records]
+    if any(s != signatures[0] for s in signatures):
         raise DivergenceError(f"{what} was called with different arguments on different ranks: "
-                              f"{divergence([s for s, _ in records])}")
-    groups: dict[int, list[int]] = {}
-    for rank, leader in enumerate(leaders.tolist()):
-        groups.setdefault(leader, []).append(rank)
-    for ranks in groups.values():
-        values = [records[r][1] for r in ranks]
-        if any(v != values[0] for v in values):
-            detail = "; ".join(f"rank {r} has {records[r][1]!r}" for r in ranks[:8])
-            raise DivergenceError(f"{what} needs equal local shapes among the ranks it combines, "
-                                  f"but ranks {rank_ranges(ranks)} differ: {detail}")
+                              f"{divergence(signatures, named)}")
+    shown = "; ".join(f"rank {named[r]} has {records[r][1]!r}" for r in range(min(comm.size, 8)))
+    raise DivergenceError(f"{what} needs equal local shapes among the ranks it combines, but ranks "
+                          f"{rank_ranges(named)} differ: {shown}")
+

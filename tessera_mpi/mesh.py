@@ -238,7 +238,6 @@ class Mesh:
         )
         self._comms: dict[tuple[int, ...], MPI.Cartcomm] = {}
         self._groups: dict[object, tuple[tuple[int, ...], MPI.Cartcomm]] = {}
-        self._leaders: dict[tuple[int, ...], np.ndarray] = {}
         self._cart: MPI.Cartcomm | None = None
         if self.is_member:
             self._cart = group.Create_cart(list(dims), periods=[True] * len(dims), reorder=False)
@@ -383,20 +382,6 @@ class Mesh:
             found = self._groups[key] = (indices, self.comm_for([self.axes[i] for i in indices]))
         return found
 
-    def leaders(self, axes: Sequence[int]) -> np.ndarray:
-        """Return, for every mesh rank, the lowest mesh rank of its group along axis indices
-        `axes` (cached; no communication). Ranks with the same leader exchange in a collective
-        over those axes."""
-        key = tuple(sorted(axes))
-        found = self._leaders.get(key)
-        if found is None:
-            grid = np.arange(self.size).reshape(self.shape)
-            lowest = grid
-            for a in key:
-                lowest = lowest.min(axis=a, keepdims=True)
-            found = self._leaders[key] = np.broadcast_to(lowest, self.shape).reshape(-1).copy()
-        return found
-
     def group_ranks(self, axes: str | Sequence[str], rank: int) -> tuple[int, ...]:
         """Return the mesh ranks in `rank`'s group along `axes`, in the group communicator's order."""
         key = self._axis_indices(axes)
@@ -426,7 +411,6 @@ class Mesh:
         sub._cart = comm
         sub._comms = {tuple(range(len(key))): comm}
         sub._groups = {}
-        sub._leaders = {}
         sub.spares = ()
         sub.epoch = self.epoch
         sub.note = ""

@@ -69,6 +69,12 @@ def _one_axis(mesh: Mesh, axis: object, what: str) -> int:
     return mesh.axis_index(axis)
 
 
+def _world_rank(mesh: Mesh, axes: tuple[int, ...]) -> Any:
+    """Return a function from a rank of this rank's group along `axes` to its world rank."""
+    members = mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank) if axes else (mesh.rank,)
+    return lambda r: mesh.devices[members[r]]
+
+
 def _signature(x: DistTensor, *extra: Any) -> tuple:
     return (x.dtype.str, x.global_shape, str(x.layout), *extra)
 
@@ -156,8 +162,8 @@ def all_reduce(
     mesh = x.mesh
     axes, comm = mesh.group(axis)
     if check:
-        check_call(mesh, "op.all_reduce", _signature(x, op, axes, deterministic, algorithm),
-                   local=x.local_shape, group_axes=axes)
+        check_call(comm, "op.all_reduce", _signature(x, op, axes, deterministic, algorithm),
+                   local=x.local_shape, rank_of=_world_rank(mesh, axes))
     rt = mesh.runtime
     xp, staging = rt.backend.xp, rt.staging
     if not local.flags.c_contiguous:
@@ -285,7 +291,7 @@ def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistT
             raise LayoutError(f"op.all_gather: gather the inner axes of a dimension first; {x.layout} "
                               f"splits it over {[mesh.axes[a] for a in dim_axes]}")
     if check:
-        check_call(mesh, "op.all_gather", _signature(x, axes), local=None, group_axes=axes)
+        check_call(comm, "op.all_gather", _signature(x, axes), rank_of=_world_rank(mesh, axes))
     if not axes:
         return x.with_local(x.local.copy())
     layout = _without_axes(x.layout, {mesh.axes[a] for a in axes})
@@ -344,8 +350,8 @@ def reduce_scatter(
     if exact and x.dtype not in (np.float32, np.float64):
         raise TypeError(f"deterministic sums support float32 and float64, the tensor holds {x.dtype}")
     if check:
-        check_call(mesh, "op.reduce_scatter", _signature(x, op, axes, dim, deterministic),
-                   local=x.local_shape, group_axes=axes)
+        check_call(comm, "op.reduce_scatter", _signature(x, op, axes, dim, deterministic),
+                   local=x.local_shape, rank_of=_world_rank(mesh, axes))
     layout = _with_axes(x.layout, dim, [mesh.axes[a] for a in axes])
     placed = place(layout, mesh, x.global_shape)
     box = placed.box(mesh.coords)
@@ -393,7 +399,8 @@ def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = 
     if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < size:
         raise ValueError(f"op.broadcast: root={root!r} is not a rank of a group of {size}")
     if check:
-        check_call(mesh, "op.broadcast", _signature(x, axes, int(root)), local=x.local_shape, group_axes=axes)
+        check_call(comm, "op.broadcast", _signature(x, axes, int(root)), local=x.local_shape,
+                   rank_of=_world_rank(mesh, axes))
     rt = mesh.runtime
     data = rt.backend.xp.ascontiguousarray(x.local).copy()
     clock = _enter(mesh, "broadcast")
@@ -430,7 +437,8 @@ def all_to_all(
         raise LayoutError(f"op.all_to_all: {x.layout} must split dimension {concat_dim} over {axis!r} "
                           "(as its inner axis) to concatenate along it")
     if check:
-        check_call(mesh, "op.all_to_all", _signature(x, a, split_dim, concat_dim), local=None, group_axes=(a,))
+        check_call(mesh.comm_for(axis), "op.all_to_all", _signature(x, a, split_dim, concat_dim),
+                   rank_of=_world_rank(mesh, (a,)))
     layout = _with_axes(_without_axes(x.layout, {axis}), split_dim, [axis])
     placed = place(layout, mesh, x.global_shape)
     return _redistribute(x, layout, placed, (a,))

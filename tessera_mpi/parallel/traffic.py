@@ -58,17 +58,11 @@ class Traffic:
         self.counts[axis].bytes += int(nbytes)
 
     def all_reduce(self, a: Any, *, axis: str) -> Any:
-        """Return the sum of `a` over this rank's `axis` group (tp or dp).
-
-        Collective over the group. Only the dp reduction runs op's metadata check: that check
-        is an all-gather over the whole mesh, which pipeline stages reach at different times
-        inside a step (so it would deadlock them), but all together after the pipeline drains.
-        """
+        """Return the sum of `a` over this rank's `axis` group (tp or dp). Collective over the group."""
         if self.grid.size(axis) == 1:
             return a
         with self.clock.phase(f"{axis}_comm"):
-            summed = op.all_reduce(self._wrap(a), "sum", axis=axis, deterministic=True,
-                                   check=axis == "dp")
+            summed = op.all_reduce(self._wrap(a), "sum", axis=axis, deterministic=True)
         self._count(axis, a.nbytes)
         return summed.local
 
