@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from mpi4py import MPI
 
 from ..agree import agree
 from ..errors import ConfigError
 from .backend import ArrayBackend, select_backend
-from .crash import install_excepthook
+from .crash import exit_now, grace_seconds, install_excepthook, leave_if_leaving
 from .cuda_aware import detect_cuda_aware
 from .device import Placement, device_ordinal, hostname, node_comm
 from .ft import FaultTolerance, detect
@@ -105,7 +106,8 @@ def _bind_backend(backend_name: str | None, local_rank: int) -> tuple[ArrayBacke
 def _assemble(world: MPI.Intracomm, placement: Placement, **fixed: Any) -> Runtime:
     """Make the runtime's communicators over `world` (collective over it)."""
     node = node_comm(world)
-    local = Placement(host=placement.host, local_rank=node.rank, local_size=node.size, device=placement.device)
+    local = Placement(host=placement.host, local_rank=node.rank, local_size=node.size, device=placement.device,
+                      pid=os.getpid())
     crowded = node.size > (os.cpu_count() or 1)
     return Runtime(
         world=world,
@@ -219,17 +221,22 @@ def record_exit_code(code: int) -> None:
 
 
 def finish(code: int) -> int:
-    """End this rank's part of the job with `code`.
+    """End this rank's part of the job with `code` (call on every rank).
 
     After a real failure, MPI_Finalize can hang (seen in 12 of 49 runs), so survivors flush
-    and leave with os._exit (the launcher then ends the job once every rank has left; its exit
-    status is the survivors'). After simulated drops, first release the parked ranks. Then
-    return `code` for a normal exit.
+    and leave with os._exit. With fault tolerance on, a non-zero code is carried by one rank
+    (see crash.exit_now): the ranks first agree on the highest code, within the error grace.
+    After simulated drops, first release the parked ranks. Otherwise return `code` for a
+    normal exit.
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    if _registry.real_failures and _current is not None:
-        os._exit(code)
+    rt = _current
+    if rt is not None and rt.ft.real and (_registry.real_failures or code):
+        agreed = _highest(rt.control, code, grace_seconds())
+        if agreed is None:
+            exit_now(code)
+        exit_now(agreed, speaker=rt.control.rank == 0)
     if _registry.simulated_drops:
         _registry.simulated_drops = False
         request = shutdown_comm().Ibarrier()
@@ -238,8 +245,25 @@ def finish(code: int) -> int:
     return code
 
 
+def _highest(comm: MPI.Intracomm, code: int, grace: float) -> int | None:
+    """Return the highest `code` over `comm`, or None if not every rank gave one within `grace`."""
+    mine, highest = np.array([code], dtype=np.int32), np.zeros(1, dtype=np.int32)
+    try:
+        request = comm.Iallreduce(mine, highest, op=MPI.MAX)
+        deadline = time.monotonic() + grace
+        while not request.Test():
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.005)
+    except MPI.Exception:
+        return None
+    return int(highest[0])
+
+
 def _at_exit() -> None:
     # Scripts that never call finish (the guide's examples) still must not enter a Finalize
-    # that can hang after a real failure.
-    if _registry.real_failures or _registry.simulated_drops:
+    # that can hang after a real failure, nor while the job is being ended.
+    leave_if_leaving()
+    fault_tolerant = _current is not None and _current.ft.real
+    if _registry.real_failures or _registry.simulated_drops or (fault_tolerant and _registry.exit_code):
         finish(_registry.exit_code)

@@ -23,6 +23,8 @@ from .._text import rank_ranges
 GRACE_ENV = "TESSERA_ERROR_GRACE"
 DEFAULT_GRACE_S = 5.0
 """How long a failing rank waits to learn whether every rank failed before it aborts the job."""
+EXIT_STAGGER_S = 0.05
+"""With fault tolerance, ranks that leave non-zero without agreeing leave this much apart, by rank."""
 
 
 def _whoami() -> str:
@@ -34,25 +36,80 @@ def _whoami() -> str:
     return f"rank {rt.rank} ({rt.placement})"
 
 
+_leaving: list[int] = []
+"""The exit code, once this rank is on its way out of a job that is ending (see `leave`)."""
+
+
+def leave(code: int) -> None:
+    """Mark this rank as leaving with `code`: from now on an exception or a normal end of the
+    main thread exits at once instead of reporting again or entering MPI_Finalize, which can hang
+    while other ranks are dead or stopped (and would stop the thread that is ending the job)."""
+    if not _leaving:
+        _leaving.append(code)
+
+
+def leave_if_leaving() -> None:
+    """Exit now if `leave` was called; otherwise return."""
+    if _leaving:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_leaving[0])
+
+
+def _fault_tolerant() -> bool:
+    from . import context
+
+    rt = context.current()
+    return rt is not None and rt.ft.real
+
+
+def exit_now(code: int, *, speaker: bool | None = None) -> NoReturn:
+    """Leave this process at once with `code`, without MPI_Finalize.
+
+    With fault tolerance on, prterun (Open MPI 5.0.11) was seen to hang after every rank had
+    left when several left non-zero at the same moment (5 of 30 runs; 0 of 30 when only one did,
+    or when they left 50 ms apart). So where the ranks agree on the code, one `speaker` carries
+    it and the others leave with 0 (mpirun's status is then the speaker's); where they cannot
+    agree (`speaker` None), each leaves EXIT_STAGGER_S x its rank later.
+    """
+    leave(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code and _fault_tolerant():
+        if speaker is None:
+            time.sleep(EXIT_STAGGER_S * MPI.COMM_WORLD.rank)
+        elif not speaker:
+            code = 0
+    os._exit(code)
+
+
 def _write(text: str) -> None:
     sys.stdout.flush()
     sys.stderr.write(text if text.endswith("\n") else text + "\n")
     sys.stderr.flush()
 
 
+def report(message: str) -> None:
+    """Print `message` to stderr, naming this rank, host and device."""
+    _write(f"tessera_mpi: {_whoami()}: {message}")
+
+
 def fatal(message: str, *, code: int = 1) -> NoReturn:
     """Print `message` once, naming this rank, and end the whole job with exit code `code`.
 
     Callable from any thread: with MPI_THREAD_MULTIPLE it calls MPI_Abort; otherwise it exits
-    this process, which every MPI launcher turns into the end of the job.
+    this process, which every MPI launcher turns into the end of the job. With fault tolerance
+    on, MPI_Abort ends only the caller (and was seen to stall the launcher), so the process
+    just exits (see `exit_now`): the others learn of it as a failure.
     """
-    _write(f"tessera_mpi: {_whoami()}: {message}")
-    if MPI.COMM_WORLD.size > 1 and (
+    leave(code)
+    report(message)
+    if MPI.COMM_WORLD.size > 1 and not _fault_tolerant() and (
         threading.current_thread() is threading.main_thread()
         or MPI.Query_thread() == MPI.THREAD_MULTIPLE
     ):
         MPI.COMM_WORLD.Abort(code)
-    os._exit(code)
+    exit_now(code)
 
 
 def grace_seconds() -> float:
@@ -65,18 +122,22 @@ def grace_seconds() -> float:
 
 def _all_failed(comm: MPI.Intracomm, grace: float) -> bool:
     """Return whether every rank of `comm` reached this point within `grace` seconds."""
-    request = comm.Ibarrier()
-    deadline = time.monotonic() + grace
-    while not request.Test():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
+    try:
+        request = comm.Ibarrier()
+        deadline = time.monotonic() + grace
+        while not request.Test():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+    except MPI.Exception:
+        return False  # a member failed (fault tolerance on): certainly not everyone is here
     return True
 
 
 def _hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
     from . import context
 
+    leave_if_leaving()
     text = "".join(traceback.format_exception(kind, value, tb)).rstrip()
     context.record_exit_code(1)
     rt = context.current()
@@ -97,6 +158,8 @@ def _hook(kind: type[BaseException], value: BaseException, tb: TracebackType | N
             + "\n".join(lines)
             + f"\nrank 0 traceback:\n{text}"
         )
+    if _fault_tolerant():
+        exit_now(1, speaker=rt.error_comm.rank == 0)
 
 
 def install_excepthook() -> None:

@@ -18,6 +18,8 @@ class Placement:
     local_size: int
     device: str
     """"cpu", "emulated:N" or "cuda:N <name> <PCI bus id>"; N counts the visible devices."""
+    pid: int = 0
+    """The rank's process id on its host (to end a hung rank's process when the job must end)."""
 
     def __str__(self) -> str:
         return f"host {self.host}, local rank {self.local_rank}, device {self.device}"

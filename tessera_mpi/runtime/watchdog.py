@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -11,12 +12,18 @@ from typing import ClassVar, NoReturn
 
 from mpi4py import MPI
 
-from .crash import fatal
+from .crash import exit_now, fatal, leave, report
 from .rollcall import diagnose, roll_call
 from .tracker import tracker
 
 ROLL_CALL_GRACE_S = 5.0
 """How long a roll call waits for answers: longer than the stagger, so ranks that fire late answer."""
+
+LEAVE_DELAY_S = 2.0
+"""After a diagnosed hang, ranks other than the reporting one leave this much later, so the
+report is printed before the launcher sees them go."""
+SETTLE_S = 1.0
+"""With fault tolerance, the reporting rank leaves this long after killing the silent ranks."""
 
 STAGGER_S = 2.0
 """Ranks other than 0 fire this much later, so a live rank 0 usually speaks for the job alone."""
@@ -25,13 +32,31 @@ STAGGER_S = 2.0
 def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code: int = 1) -> NoReturn:
     """End the job with `message`, printed once: by the lowest rank that answered the roll call.
 
-    The others leave quietly a moment later; with fault tolerance on, MPI_Abort ends only the
-    caller, so every rank must leave on its own.
+    Without fault tolerance that rank's MPI_Abort ends every rank, the silent ones too. With it,
+    MPI_Abort ends only the caller and a stopped process never exits, so every rank kills the
+    silent ranks on its own host, waits for the launcher to take in their deaths, and leaves.
     """
-    if me == min(answers):
-        fatal(message, code=code)
-    time.sleep(2.0)
-    os._exit(code)
+    from . import context
+
+    leave(code)
+    rt = context.current()
+    lowest = me == min(answers)
+    if rt is None or not rt.ft.real:
+        if lowest:
+            fatal(message, code=code)
+        time.sleep(LEAVE_DELAY_S)
+        os._exit(code)
+    if lowest:
+        report(message)
+    mine = rt.placements[me].host
+    for rank, where in enumerate(rt.placements):
+        if rank not in answers and where.host == mine and where.pid:
+            try:
+                os.kill(where.pid, signal.SIGKILL)
+            except OSError:
+                pass
+    time.sleep(SETTLE_S if lowest else LEAVE_DELAY_S)
+    exit_now(code, speaker=lowest)
 
 
 class Watchdog:

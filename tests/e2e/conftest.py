@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tessera_mpi._procs import kill_session
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
+FT = {"real": ("--with-ft", "ulfm"), "simulated": ()}
+"""mpirun flags for each fault-tolerance mode."""
 
 
 def _mpirun() -> str:
@@ -24,19 +27,19 @@ def _mpirun() -> str:
 
 
 def mpirun(n: int, *args: str, timeout: float, env: dict[str, str] | None = None,
-           cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run `mpirun -n n python ARGS...`; kill the whole process group if it outlives `timeout`."""
+           cwd: Path | None = None, launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run `mpirun LAUNCHER -n n python ARGS...`; kill the whole process group if it outlives `timeout`."""
     full_env = dict(os.environ)
     full_env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                      "PYTHONUNBUFFERED": "1", "TESSERA_ERROR_GRACE": "2"})
     full_env.update(env or {})
-    command = [_mpirun(), "--oversubscribe", "-n", str(n), sys.executable, *args]
+    command = [_mpirun(), *launcher, "--oversubscribe", "-n", str(n), sys.executable, *args]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=full_env, cwd=cwd or ROOT, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_session(proc.pid)
         out, err = proc.communicate()
         pytest.fail(f"mpirun -n {n} {' '.join(args)} hung for {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
