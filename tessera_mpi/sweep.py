@@ -63,13 +63,17 @@ class Kernel:
     expected: Callable[[], Any]
     quiet: Callable[[], None]
     """Put timing input in place: zeros where repeated in-place sums would otherwise grow."""
+    waited: list[float]
+    """Seconds spent inside MPI so far (one float, shared with the wrapped call)."""
 
 
-def _mpi(rt: Runtime, comm: MPI.Intracomm, name: str, call: Callable[..., None]) -> Callable[[Any, Any], None]:
+def _mpi(rt: Runtime, comm: MPI.Intracomm, name: str, call: Callable[..., None],
+         waited: list[float]) -> Callable[[Any, Any], None]:
     """Wrap an MPI call of (send, recv) arrays (send None: in place) with the backend's staging,
     the fault hooks and the tracker, as every tessera_mpi collective is wrapped.
 
-    Host buffers need no staging, and the timed loop should not pay for it.
+    `waited[0]` accumulates the seconds spent inside MPI: a straggler, which arrives last,
+    waits least. Host buffers need no staging, and the timed loop should not pay for it.
     """
     staging = rt.staging
 
@@ -77,6 +81,7 @@ def _mpi(rt: Runtime, comm: MPI.Intracomm, name: str, call: Callable[..., None])
         if hooks.active:
             hooks.before(name)
         tracker.enter(name)
+        entered = MPI.Wtime()
         try:
             if staging.device:
                 source = staging.send_buffer(send) if send is not None else MPI.IN_PLACE
@@ -87,6 +92,7 @@ def _mpi(rt: Runtime, comm: MPI.Intracomm, name: str, call: Callable[..., None])
                 call(MPI.IN_PLACE if send is None else send, recv)
         except MPI.Exception as exc:
             raise hooks.lost(exc, comm, f"the {name} sweep") from exc
+        waited[0] += MPI.Wtime() - entered
         tracker.leave()
         if hooks.active:
             hooks.after(recv)
@@ -99,20 +105,21 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
     xp = rt.backend.xp
     me, p = comm.rank, comm.size
     zero = lambda a: (lambda: a.fill(0))  # noqa: E731
+    waited = [0.0]
 
     if collective == "all_reduce":
         send = values(xp, me, 0, count, dtype)
         recv = xp.empty(count, dtype=dtype)
-        call = _mpi(rt, comm, collective, lambda s, r: comm.Allreduce(s, r, op=MPI.SUM))
+        call = _mpi(rt, comm, collective, lambda s, r: comm.Allreduce(s, r, op=MPI.SUM), waited)
         if in_place:
             return Kernel(lambda: call(None, recv), lambda: xp.copyto(recv, send), lambda: recv,
-                          lambda: summed(xp, p, 0, count, dtype), zero(recv))
+                          lambda: summed(xp, p, 0, count, dtype), zero(recv), waited)
         return Kernel(lambda: call(send, recv), lambda: None, lambda: recv,
-                      lambda: summed(xp, p, 0, count, dtype), lambda: None)
+                      lambda: summed(xp, p, 0, count, dtype), lambda: None, waited)
     if collective == "all_gather":
         send = values(xp, me, 0, count, dtype)
         recv = xp.empty(p * count, dtype=dtype)
-        call = _mpi(rt, comm, collective, comm.Allgather)
+        call = _mpi(rt, comm, collective, comm.Allgather, waited)
 
         def gathered() -> Any:
             return xp.concatenate([values(xp, r, 0, count, dtype) for r in range(p)])
@@ -120,29 +127,29 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
         if in_place:
             def load() -> None:
                 recv[me * count:(me + 1) * count] = send
-            return Kernel(lambda: call(None, recv), load, lambda: recv, gathered, lambda: None)
-        return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, gathered, lambda: None)
+            return Kernel(lambda: call(None, recv), load, lambda: recv, gathered, lambda: None, waited)
+        return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, gathered, lambda: None, waited)
     if collective == "reduce_scatter":
         send = values(xp, me, 0, p * count, dtype)
-        call = _mpi(rt, comm, collective, lambda s, r: comm.Reduce_scatter_block(s, r, op=MPI.SUM))
+        call = _mpi(rt, comm, collective, lambda s, r: comm.Reduce_scatter_block(s, r, op=MPI.SUM), waited)
         expected = lambda: summed(xp, p, me * count, count, dtype)  # noqa: E731
         if in_place:
             buf = xp.empty(p * count, dtype=dtype)
             return Kernel(lambda: call(None, buf), lambda: xp.copyto(buf, send), lambda: buf[:count],
-                          expected, zero(buf))
+                          expected, zero(buf), waited)
         recv = xp.empty(count, dtype=dtype)
-        return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, expected, lambda: None)
+        return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, expected, lambda: None, waited)
     if collective == "broadcast":
         buf = xp.empty(count, dtype=dtype)
-        call = _mpi(rt, comm, collective, lambda s, r: comm.Bcast(r, root=0))
+        call = _mpi(rt, comm, collective, lambda s, r: comm.Bcast(r, root=0), waited)
 
         def load() -> None:
             buf[...] = values(xp, 0, 0, count, dtype) if me == 0 else 0
         return Kernel(lambda: call(None, buf), load, lambda: buf, lambda: values(xp, 0, 0, count, dtype),
-                      lambda: None)
+                      lambda: None, waited)
     if collective == "all_to_all":
         send = values(xp, me, 0, p * count, dtype)
-        call = _mpi(rt, comm, collective, comm.Alltoall)
+        call = _mpi(rt, comm, collective, comm.Alltoall, waited)
 
         def received() -> Any:
             return xp.concatenate([values(xp, s, me * count, count, dtype) for s in range(p)])
@@ -150,21 +157,21 @@ def kernel(collective: str, comm: MPI.Intracomm, rt: Runtime, *, count: int, dty
         if in_place:
             buf = xp.empty(p * count, dtype=dtype)
             return Kernel(lambda: call(None, buf), lambda: xp.copyto(buf, send), lambda: buf, received,
-                          lambda: None)
+                          lambda: None, waited)
         recv = xp.empty(p * count, dtype=dtype)
-        return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, received, lambda: None)
+        return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, received, lambda: None, waited)
     if collective == "sendrecv":
         send = values(xp, me, 0, count, dtype)
         to, frm = (me + 1) % p, (me - 1) % p
         expected = lambda: values(xp, frm, 0, count, dtype)  # noqa: E731
         if in_place:
             buf = xp.empty(count, dtype=dtype)
-            call = _mpi(rt, comm, collective, lambda s, r: comm.Sendrecv_replace(r, dest=to, source=frm))
+            call = _mpi(rt, comm, collective, lambda s, r: comm.Sendrecv_replace(r, dest=to, source=frm), waited)
             return Kernel(lambda: call(None, buf), lambda: xp.copyto(buf, send), lambda: buf, expected,
-                          lambda: None)
+                          lambda: None, waited)
         recv = xp.empty(count, dtype=dtype)
-        call = _mpi(rt, comm, collective, lambda s, r: comm.Sendrecv(s, dest=to, recvbuf=r, source=frm))
-        return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, expected, lambda: None)
+        call = _mpi(rt, comm, collective, lambda s, r: comm.Sendrecv(s, dest=to, recvbuf=r, source=frm), waited)
+        return Kernel(lambda: call(send, recv), lambda: None, lambda: recv, expected, lambda: None, waited)
     raise ValueError(f"the sweep does not know collective {collective!r}")
 
 
@@ -181,6 +188,10 @@ class Measurement:
     algbw_gbps: float
     busbw_gbps: float
     wrong_by_rank: tuple[int, ...]
+    waits_least: int = 0
+    """The rank that spent the least time inside MPI: with a straggler, the straggler."""
+    wait_spread: float = 0.0
+    """(most - least waited) / the slowest rank's time: near 0 in balance, near 1 with a straggler."""
 
     @property
     def wrong(self) -> int:
@@ -235,11 +246,15 @@ def measure(
     size = size_of(collective, count, comm.size, dtype.itemsize)
     cap = min(max_iterations, iterations_for(size))
     iterations = max(2, min(cap, int(budget_s / max(once, 1e-7))))
+    k.waited[0] = 0.0
     timing = time_loop(comm, k.run, iterations=iterations, warmup=1, clock=rt.backend.clock())
+    waited = np.array(comm.allgather(k.waited[0]))
+    spread = float((waited.max() - waited.min()) / max(timing.t_max * (iterations + 1), 1e-12))
     return Measurement(
         collective=collective, size_bytes=size, count=count, dtype=dtype.name, in_place=in_place,
         timing=timing, algbw_gbps=algbw_gbps(size, timing.t_max),
         busbw_gbps=busbw_gbps(collective, size, timing.t_max, comm.size), wrong_by_rank=wrong,
+        waits_least=int(waited.argmin()), wait_spread=spread,
     )
 
 

@@ -36,8 +36,7 @@ class Timing:
     """99th percentile over all ranks' iterations."""
     clock: str = "host"
     """The clock that produced the times: "host" or "events"."""
-    fastest_rank: int = 0
-    """The rank with the lowest mean time: with a straggler, the straggler (it waits least)."""
+
     host_t_max: float | None = None
     """t_max by the host clock, when the times came from device events."""
 
@@ -100,5 +99,4 @@ def summarize(comm: MPI.Intracomm, times: np.ndarray, *, clock: str = "host") ->
         p50=float(np.percentile(everything, 50)),
         p99=float(np.percentile(everything, 99)),
         clock=clock,
-        fastest_rank=int(means.argmin()),
     )

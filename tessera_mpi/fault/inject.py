@@ -11,9 +11,11 @@ Collective: every rank of the job's world must enter the block with the same arg
 issue the same collectives inside it (the fault strikes at the same call on every rank).
 
 Drop, real mode (ULFM): the dropped rank's process kills itself on entering the struck
-collective; survivors' collectives that involve it raise DeviceLostError. On leaving the block
-every survivor revokes every communicator (so no survivor waits for one that already left),
-the world is shrunk, and the runtime and every mesh are rebuilt.
+collective; survivors' collectives that involve it raise DeviceLostError (and revoke their
+communicator). On leaving the block every survivor revokes every mesh communicator (so no
+survivor waits for one that already left), the world is shrunk, and the runtime and every mesh
+are rebuilt. Collectives inside the block should run on meshes: a failure revokes the
+communicator it happened on, which interrupts whatever else uses that communicator.
 Drop, simulated mode: every rank raises DeviceLostError at the struck collective without
 communicating; on leaving, the world is split into survivors, and the dropped ranks park (take
 no part) until the survivors finish, when they leave together.
@@ -157,9 +159,10 @@ class Injection:
 
     def _recover_real(self) -> None:
         rt = self.rt
-        # A survivor may still wait in a collective with one that already left the block;
-        # revoking every communicator releases it.
-        for comm in _communicators(rt):
+        # A survivor may still wait in a mesh collective with one that already left the block;
+        # revoking the meshes' communicators releases it. The world itself is not revoked: a
+        # slower survivor may still be finishing a world collective from before the block.
+        for comm in _mesh_communicators():
             try:
                 comm.Revoke()
             except MPI.Exception:
@@ -180,9 +183,9 @@ class Injection:
         runtime.rebuild(world, self.failed, real=False)
 
 
-def _communicators(rt: runtime.Runtime) -> list[MPI.Comm]:
-    """Every communicator a survivor might be waiting in: the runtime's and the meshes'."""
-    comms: list[MPI.Comm] = [rt.world, rt.control, rt.watch]
+def _mesh_communicators() -> list[MPI.Comm]:
+    """Every communicator of every live mesh: where collectives inside the block run."""
+    comms: list[MPI.Comm] = []
     for ref in runtime.context._registry.meshes:
         mesh = ref()
         if mesh is not None:
