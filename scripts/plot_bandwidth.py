@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from tessera_mpi.busbw import COLLECTIVES  # noqa: E402
 from tessera_mpi.results import RunResults, read_results  # noqa: E402
-from tessera_mpi.suite.progress import human_bytes  # noqa: E402
+from tessera_mpi._text import human_bytes  # noqa: E402
 
 
 def _label(run: RunResults) -> str:
@@ -45,18 +45,26 @@ def plot_collective(name: str, run: RunResults, base: RunResults | None, out: Pa
         return None
     data = check.datasets[name]
     expected = float(check.attrs.get("expected_busbw_GBps", 0.0))
+    loaded = bool(check.attrs.get("under_load", False))
     fig, (bw_ax, lat_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
     for in_place, style in ((False, "-o"), (True, "-s")):
         rows = data[data["in_place"] == in_place]
         if len(rows) == 0:
             continue
-        label = f"{'in place' if in_place else 'out of place'}"
+        label = f"{'in place' if in_place else 'out of place'}{', under load' if loaded else ''}"
         bw_ax.plot(rows["size_bytes"], rows["busbw_GBps"], style, label=label, markersize=4)
         lat_ax.plot(rows["size_bytes"], rows["time_us_max"], style, label=f"{label}, t_max", markersize=4)
         lat_ax.fill_between(rows["size_bytes"], rows["time_us_min"], rows["time_us_max"], alpha=0.15)
         bad = rows[rows["wrong"] > 0]
         if len(bad):
             bw_ax.plot(bad["size_bytes"], bad["busbw_GBps"], "rx", markersize=12, label="wrong results")
+    alone = check.datasets.get(name + "_unloaded")
+    if alone is not None:  # --under-load: the same sweep with the background load paused
+        alone = alone[alone["in_place"] == bool(alone["in_place"].min())]
+        bw_ax.plot(alone["size_bytes"], alone["busbw_GBps"], "-^", color="black", alpha=0.6, markersize=4,
+                   label="without load")
+        lat_ax.plot(alone["size_bytes"], alone["time_us_max"], "-^", color="black", alpha=0.6, markersize=4,
+                    label="without load, t_max")
     if base is not None and "bandwidth" in base.checks and name in base.checks["bandwidth"].datasets:
         old = base.checks["bandwidth"].datasets[name]
         old = old[old["in_place"] == bool(old["in_place"].min())]

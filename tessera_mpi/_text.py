@@ -30,3 +30,11 @@ def plural(n: int, word: str) -> str:
 def shape_str(shape: Iterable[int]) -> str:
     """Return a shape as 6x6x2."""
     return "x".join(str(s) for s in shape)
+
+
+def human_bytes(n: int) -> str:
+    """Return 8 B, 64 KiB, 4 MiB, 1 GiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"

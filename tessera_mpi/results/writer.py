@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .._atomic import replacing
 from .schema import STATUSES
 
 
@@ -48,14 +48,6 @@ def _attr(value: Any) -> Any:
     return value
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class ResultsWriter:
     """Holds the run's results in memory and rewrites the file after every added check.
 
@@ -70,6 +62,27 @@ class ResultsWriter:
         self.ranks = ranks
         self.checks: list[CheckRecord] = []
 
+    @classmethod
+    def resume(cls, path: Path) -> ResultsWriter:
+        """Take over an existing file (the new rank 0 after rank 0 was lost): its root
+        attributes, ranks table and every check, datasets and their attributes included."""
+        path = Path(path)
+        with h5py.File(path, "r") as f:
+            attrs = {k: v for k, v in f.attrs.items()}
+            writer = cls(path, attrs=attrs, ranks=f["ranks"][()])
+            for name, group in f["checks"].items():
+                extra = dict(group.attrs.items())
+                writer.checks.append(CheckRecord(
+                    name=name,
+                    status=str(extra.pop("status")),
+                    duration_s=float(extra.pop("duration_s")),
+                    message=str(extra.pop("message")),
+                    headline=str(extra.pop("headline")),
+                    datasets={k: Dataset(v[()], dict(v.attrs.items())) for k, v in group.items()},
+                    attrs=extra,
+                ))
+        return writer
+
     def add(self, record: CheckRecord) -> None:
         """Append `record` (replacing an earlier check of the same name) and rewrite the file."""
         self.checks = [c for c in self.checks if c.name != record.name] + [record]
@@ -77,9 +90,7 @@ class ResultsWriter:
 
     def write(self) -> None:
         """Write everything held so far to the file, atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        try:
+        with replacing(self.path) as tmp:
             with h5py.File(tmp, "w", track_order=True) as f:
                 for key, value in self.attrs.items():
                     f.attrs[key] = _attr(value)
@@ -97,9 +108,3 @@ class ResultsWriter:
                         stored = group.create_dataset(name, data=dataset.data)
                         for key, value in dataset.attrs.items():
                             stored.attrs[key] = _attr(value)
-            _fsync(tmp)
-            os.replace(tmp, self.path)
-            _fsync(self.path.parent)
-        finally:
-            if tmp.exists():
-                tmp.unlink()

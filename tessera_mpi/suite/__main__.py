@@ -2,6 +2,8 @@
 
 import sys
 
+from .. import runtime
 from .cli import run
 
-sys.exit(run())
+# After a real failure, finish leaves with os._exit (MPI_Finalize can hang).
+sys.exit(runtime.finish(run()))

@@ -22,7 +22,7 @@ from . import console
 from .options import SuiteOptions, UsageError, build_parser, parse_options
 from .registry import registered
 from .repetition import combine
-from .runner import run_checks
+from .runner import Session, run_checks
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_RESULTS_DIR = Path("results")
@@ -67,6 +67,11 @@ def _open_results(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions) -> Res
     return writer
 
 
+def _results_path(rt: runtime.Runtime, writer: ResultsWriter | None) -> str:
+    """Return the results file's path on every rank (collective): a new rank 0 may take it over."""
+    return rt.control.bcast(str(writer.path) if writer is not None else "", root=0)
+
+
 def _load(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions) -> BackgroundLoad | None:
     """Create the --under-load stream (collective), sized like the checks' workloads."""
     if not options.under_load:
@@ -88,6 +93,8 @@ def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: Resul
         f"({rt.launch.describe()}), mesh {shape_str(mesh.shape)} ({','.join(mesh.axes)})",
         f"  backend {rt.backend.name}, CUDA-aware MPI {'yes' if rt.cuda_aware else 'no'} "
         f"({rt.cuda_aware_source}), {mpi}",
+        f"  fault tolerance: {rt.ft.describe()}"
+        + (f"; {plural(len(mesh.spares), 'spare rank')} held back" if mesh.spares else ""),
         f"  checks: {', '.join(names)}",
         *runs,
         f"  results: {writer.path}",
@@ -114,19 +121,22 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         rt = runtime.start()
         with runtime.Watchdog(options.timeout_s, "suite set-up"):
-            mesh = Mesh(options.axes, shape=options.mesh_shape)
+            mesh = Mesh(options.axes, shape=options.mesh_shape, spares=options.spares)
             load = _load(rt, mesh, options)
             writer = _open_results(rt, mesh, options)
+            path = _results_path(rt, writer)
     except (ConfigError, DivergenceError) as exc:
         _say(f"python -m tessera_mpi.suite: configuration error: {exc}")
         return EXIT_USAGE
     start = MPI.Wtime()
     if writer is not None:
         console.header(_header(rt, mesh, [c.name for c in selected], writer, options, load))
-    history = run_checks(selected, rt=rt, mesh=mesh, options=options, writer=writer, load=load)
+    session = Session(mesh=mesh, options=options, results_path=path, writer=writer, load=load)
+    history = run_checks(selected, session)
     if load is not None:
         load.close()
     records = [combine(h) for h in history]
+    writer = session.writer
     if writer is not None:
         if options.repeat > 1:
             console.repetitions(history)

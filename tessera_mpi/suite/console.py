@@ -17,6 +17,11 @@ def _emit(text: str) -> None:
     print(text, flush=True)
 
 
+def note(text: str) -> None:
+    """Print a line about the run itself (not a check), indented like the check lines."""
+    _emit(f"  note: {text}")
+
+
 def header(lines: Sequence[str]) -> None:
     """Print the run's header lines."""
     for line in lines:

@@ -10,6 +10,7 @@ import numpy as np
 from ..load import BackgroundLoad
 from ..mesh import Mesh
 from ..results import Dataset
+from .. import runtime
 from ..runtime import Runtime
 from .options import SuiteOptions
 
@@ -27,7 +28,6 @@ class CheckContext:
 
     mesh: Mesh
     options: SuiteOptions
-    runtime: Runtime
     failures: list[str] = field(default_factory=list)
     datasets: dict[str, Dataset] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
@@ -36,6 +36,17 @@ class CheckContext:
     load: BackgroundLoad | None = None
     """The background load running beside the check under --under-load (None otherwise); a check
     that reports figures with and without load measures the latter inside `load.paused()`."""
+
+    results_path: str = ""
+    """The run's results file, the same on every rank (a check that drops rank 0 checks that the
+    file survives)."""
+
+    @property
+    def runtime(self) -> Runtime:
+        """The job's runtime now (a check that injects failures rebuilds it)."""
+        current = runtime.current()
+        assert current is not None
+        return current
 
     @property
     def is_root(self) -> bool:

@@ -39,6 +39,8 @@ class SuiteOptions:
     duration_s: float = 0.0
     link_peers: int | None = None
     slow_link_fraction: float = 0.5
+    spares: int = 0
+    """Ranks held back from the suite's mesh to replace failed members (--spares K)."""
     under_load: bool = False
     """Run every check beside a background all-reduce stream (tessera_mpi.load)."""
     repeat: int = 1
@@ -138,6 +140,8 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
                         help="links: test each rank against K peers (default: all up to 128 ranks, else 16)")
     fabric.add_argument("--slow-link-fraction", metavar="F", type=float, default=0.5,
                         help="links: a link below this fraction of the median is slow (default 0.5)")
+    parser.add_argument("--spares", metavar="K", type=int, default=0,
+                        help="hold K ranks back from the mesh to replace failed members (default 0)")
     parser.add_argument("--under-load", action="store_true",
                         help="run the checks beside a continuous background all-reduce (production load)")
     parser.add_argument("--repeat", metavar="N", type=int, default=1,
@@ -173,6 +177,8 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         raise UsageError(f"--duration must be 0 or more seconds, got {args.duration:g}")
     if args.link_peers is not None and args.link_peers < 1:
         raise UsageError(f"--link-peers must be at least 1, got {args.link_peers}")
+    if args.spares < 0:
+        raise UsageError(f"--spares must be 0 or more, got {args.spares}")
     if args.repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
     return SuiteOptions(
@@ -189,6 +195,7 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         duration_s=args.duration,
         link_peers=args.link_peers,
         slow_link_fraction=args.slow_link_fraction,
+        spares=args.spares,
         under_load=args.under_load,
         repeat=args.repeat,
     )

@@ -79,11 +79,3 @@ class Progress:
         if self.tty:
             self.stream.write("\r\033[K")
             self.stream.flush()
-
-
-def human_bytes(n: int) -> str:
-    """Return 8 B, 64 KiB, 4 MiB, 1 GiB."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale} {unit}"
-    return f"{n} B"

@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from .. import runtime
+from .._text import plural, shape_str
 from ..agree import AgreementTimeout, agree
 from ..load import BackgroundLoad
 from ..mesh import Mesh
@@ -15,6 +19,7 @@ from ..results import CheckRecord, ResultsWriter
 from ..results.schema import STATUSES
 from ..runtime import Runtime, Watchdog, fatal
 from ..runtime.crash import grace_seconds
+from ..runtime.tracker import tracker
 from . import console
 from .context import CheckContext, CheckSkipped
 from .options import SuiteOptions
@@ -41,7 +46,7 @@ def _local_outcome(check: Check, ctx: CheckContext) -> tuple[int, str]:
     return STATUSES.index("passed"), ""
 
 
-def run_check(check: Check, *, rt: Runtime, mesh: Mesh, options: SuiteOptions,
+def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: str = "",
               load: BackgroundLoad | None = None) -> CheckRecord:
     """Run one check on every rank and agree on its status. Collective over the world.
 
@@ -51,8 +56,9 @@ def run_check(check: Check, *, rt: Runtime, mesh: Mesh, options: SuiteOptions,
     background stream runs while the check does (inside the watchdog, which also covers
     stopping it) and what it moved goes into the record's `load_*` attributes.
     """
-    ctx = CheckContext(mesh=mesh, options=options, runtime=rt, load=load)
+    ctx = CheckContext(mesh=mesh, options=options, load=load, results_path=results_path)
     start = time.perf_counter()
+    tracker.phase = f"check {check.name!r}"
     with Watchdog(options.timeout_s, f"check {check.name!r}"):
         if load is not None:
             before = load.stats()
@@ -65,6 +71,8 @@ def run_check(check: Check, *, rt: Runtime, mesh: Mesh, options: SuiteOptions,
             ctx.attrs.update(load_iterations=stats.iterations, load_message_bytes=stats.message_bytes,
                              load_bytes=stats.bytes, load_seconds=stats.seconds)
         errored = level == STATUSES.index("error")
+        # A check that injected failures leaves a rebuilt runtime: agree among the survivors.
+        rt = runtime.current()
         try:
             verdict = agree(
                 rt.control, level == 0, message, severity=level,
@@ -84,7 +92,8 @@ def run_check(check: Check, *, rt: Runtime, mesh: Mesh, options: SuiteOptions,
     elif verdict.ok:
         message = ""
     else:
-        message = f"{status} on {verdict.summary(mesh.describe)}"
+        whole = mesh.is_member and mesh.devices == tuple(range(rt.size))
+        message = f"{status} on {verdict.summary(mesh.describe if whole else rt.describe)}"
     return CheckRecord(
         name=check.name,
         status=status,
@@ -96,29 +105,58 @@ def run_check(check: Check, *, rt: Runtime, mesh: Mesh, options: SuiteOptions,
     )
 
 
-def run_checks(
-    checks: Sequence[Check],
-    *,
-    rt: Runtime,
-    mesh: Mesh,
-    options: SuiteOptions,
-    writer: ResultsWriter | None,
-    load: BackgroundLoad | None = None,
-) -> list[list[CheckRecord]]:
+@dataclass
+class Session:
+    """What the runner keeps across checks, each of which may rebuild the job after failures."""
+
+    mesh: Mesh
+    options: SuiteOptions
+    results_path: str
+    writer: ResultsWriter | None
+    """Present on rank 0 only; when rank 0 is lost, the new rank 0 takes the file over."""
+    load: BackgroundLoad | None = None
+
+    def rebuilt(self, old: Runtime, new: Runtime) -> None:
+        """Listener for runtime rebuilds (called on every survivor)."""
+        if new.rank == 0 and self.writer is None:
+            self.writer = ResultsWriter.resume(Path(self.results_path))
+        if self.writer is not None:
+            self.writer.attrs["lost_ranks"] = [f"{label}: {p}" for label, p in new.lost]
+            self.writer.attrs["final_world_size"] = new.size
+
+    def refresh_mesh(self) -> None:
+        """After failures, give later checks a mesh every survivor belongs to (collective)."""
+        rt = runtime.current()
+        if self.mesh.is_member and self.mesh.devices == tuple(range(rt.size)):
+            return
+        self.mesh = Mesh(self.options.axes)
+        if rt.rank == 0:
+            console.note(f"the job continues on {plural(rt.size, 'surviving rank')}: later checks run "
+                         f"on a {shape_str(self.mesh.shape)} mesh")
+
+
+def run_checks(checks: Sequence[Check], session: Session) -> list[list[CheckRecord]]:
     """Run `checks` in order, the whole selection `options.repeat` times, on every rank.
 
     Rank 0 prints every repetition of every check and rewrites the results file after each,
     with each check's repetitions so far combined into one record. Returns, per check, its
     record of every repetition.
     """
+    options = session.options
     history: list[list[CheckRecord]] = [[] for _ in checks]
+    runtime.on_rebuild(session.rebuilt)
     for repetition in range(1, options.repeat + 1):
-        if writer is not None and options.repeat > 1:
+        if session.writer is not None and options.repeat > 1:
             console.repetition(repetition, options.repeat)
-        for check, records in zip(checks, history):
-            record = run_check(check, rt=rt, mesh=mesh, options=options, load=load)
+        for index, (check, records) in enumerate(zip(checks, history)):
+            generation = runtime.current().generation
+            record = run_check(check, mesh=session.mesh, options=options, results_path=session.results_path,
+                               load=session.load)
             records.append(record)
-            if writer is not None:
-                writer.add(combine(records))
+            if session.writer is not None:
+                session.writer.add(combine(records))
                 console.check_line(record)
+            last = repetition == options.repeat and index == len(checks) - 1
+            if runtime.current().generation != generation and not last:
+                session.refresh_mesh()
     return history

@@ -49,6 +49,24 @@ def test_bandwidth_below_the_expectation_fails(tmp_path):
     assert check.status == "failed" and check.attrs["expected_busbw_GBps"] == 5000
 
 
+def test_bandwidth_under_load_reports_both_side_by_side(tmp_path):
+    out = tmp_path / "loaded.h5"
+    done = mpirun(4, "-m", "tessera_mpi.suite", "--tests", "bandwidth", "--quick", "--under-load",
+                  "--out", str(out), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "peak busbw GB/s without load / under load (share kept): all_reduce " in done.stdout
+    check = read_results(out).checks["bandwidth"]
+    assert check.attrs["under_load"] and check.attrs["load_iterations"] > 0
+    for name in COLLECTIVES:
+        loaded, alone = check.datasets[name], check.datasets[name + "_unloaded"]
+        assert (loaded["size_bytes"] == alone["size_bytes"]).all()
+        assert (loaded["wrong"] == 0).all() and (alone["wrong"] == 0).all()
+    plots = tmp_path / "plots"
+    drawn = subprocess.run([sys.executable, str(ROOT / "scripts" / "plot_bandwidth.py"), str(out), "-o", str(plots)],
+                           capture_output=True, text=True, timeout=120)
+    assert drawn.returncode == 0, drawn.stderr
+
+
 @pytest.mark.slow
 def test_guide_3_4_as_written_at_72_ranks():
     done = mpirun(72, str(ROOT / "examples" / "guide_3_4_bandwidth.py"), timeout=400)

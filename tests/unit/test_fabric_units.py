@@ -11,7 +11,8 @@ from tessera_mpi.p2p import partner, rounds
 from tessera_mpi.profile import Record, _figures, format_figures
 from tessera_mpi.suite.checks.links import common_end, slow_links
 from tessera_mpi.suite.options import UsageError, parse_bytes, parse_options, parse_sizes
-from tessera_mpi.suite.progress import Progress, human_bytes
+from tessera_mpi._text import human_bytes
+from tessera_mpi.suite.progress import Progress
 from tessera_mpi.sweep import distinct, sizes, summed, values
 
 

@@ -8,7 +8,8 @@ from ...hardware import Expectation, expectation
 from ...results import table
 from ...sweep import VARIANTS, Measurement, distinct, measure, memory_cap, sizes
 from ..context import CheckContext
-from ..progress import Progress, human_bytes
+from ..._text import human_bytes
+from ..progress import Progress
 from ..registry import register
 
 JUDGED = ("all_reduce", "all_gather", "reduce_scatter")
@@ -17,6 +18,19 @@ broadcast, all-to-all and send/recv depends more on topology and MPI algorithm, 
 reported against it but not judged."""
 PEAK_SHARE = 4
 """The peak bandwidth of a collective is taken over the largest 1/PEAK_SHARE of its sizes."""
+STRAGGLER_SPREAD = 0.5
+"""A measurement points at a straggler when the ranks' time inside MPI spreads by this share."""
+
+
+def straggler(measurements: list[Measurement]) -> tuple[int, int] | None:
+    """Return (rank, count) when one rank waited least in most of the unbalanced measurements:
+    it arrives last at the collectives (a slow device, a delayed link), so the others wait for it."""
+    unbalanced = [m.waits_least for m in measurements if m.wait_spread > STRAGGLER_SPREAD]
+    if len(unbalanced) < max(3, len(measurements) // 4):
+        return None
+    rank = max(set(unbalanced), key=unbalanced.count)
+    count = unbalanced.count(rank)
+    return (rank, count) if 2 * count > len(unbalanced) else None
 
 
 def sweep_sizes(ctx: CheckContext) -> tuple[int, int, int]:
@@ -46,9 +60,34 @@ def judge(ctx: CheckContext, name: str, best: Measurement, expect: Expectation |
     return f"{efficiency:.0%}"
 
 
+UNLOADED = "_unloaded"
+"""Suffix of the tables measured with the background load paused (under --under-load only)."""
+
+
+def run_sweep(ctx: CheckContext, plan: list[tuple[str, int, bool]], budget: float, *,
+              label: str) -> dict[str, list[Measurement]]:
+    """Measure every (collective, size, in_place) of `plan`; a wrong element fails the check."""
+    comm, rt = ctx.mesh.comm, ctx.runtime
+    progress = Progress(f"bandwidth{label}", len(plan), enabled=ctx.is_root)
+    results: dict[str, list[Measurement]] = {c: [] for c in COLLECTIVES}
+    for collective, size, in_place in plan:
+        m = measure(collective, comm, rt, size_bytes=size, in_place=in_place, budget_s=budget)
+        results[collective].append(m)
+        wrong = m.wrong_by_rank[comm.rank]
+        if wrong:
+            ctx.fail(f"{collective} {human_bytes(m.size_bytes)} {'in place' if in_place else 'out of place'}"
+                     f"{label}: {wrong} of its elements wrong")
+        progress.step(f"{collective} {human_bytes(m.size_bytes)}{' in place' if in_place else ''}")
+    progress.close()
+    return results
+
+
 @register("bandwidth", help="size sweep of 6 collectives, verified at every size, busbw vs the expected link bandwidth")
 def check_bandwidth(ctx: CheckContext) -> None:
-    mesh, rt = ctx.mesh, ctx.runtime
+    """Under --under-load the sweep runs twice, with the load and with it paused: the tables
+    without a suffix are the loaded ones (what the check ran under), the `_unloaded` ones the
+    fabric alone, which is what the expectation judges; the headline puts them side by side."""
+    mesh = ctx.mesh
     comm = mesh.comm
     low, high, factor = sweep_sizes(ctx)
     nominal = sizes(low, high, factor)
@@ -56,31 +95,46 @@ def check_bandwidth(ctx: CheckContext) -> None:
     expect = expectation((p.device for p in mesh.placements), given_gbps=ctx.options.expect_busbw)
     plan = [(c, size, in_place) for c in COLLECTIVES for size in distinct(c, nominal, comm.size, 4)
             for in_place in VARIANTS[c]]
-    progress = Progress("bandwidth", len(plan), enabled=ctx.is_root)
-    results: dict[str, list[Measurement]] = {c: [] for c in COLLECTIVES}
-    for collective, size, in_place in plan:
-        m = measure(collective, comm, rt, size_bytes=size, in_place=in_place, budget_s=budget)
-        results[collective].append(m)
-        wrong = m.wrong_by_rank[comm.rank]
-        if wrong:
-            ctx.fail(f"{collective} {human_bytes(m.size_bytes)} {'in place' if in_place else 'out of place'}: "
-                     f"{wrong} of its elements wrong")
-        progress.step(f"{collective} {human_bytes(m.size_bytes)}{' in place' if in_place else ''}")
-    progress.close()
+    results = run_sweep(ctx, plan, budget, label="")
+    unloaded: dict[str, list[Measurement]] | None = None
+    if ctx.load is not None:
+        with ctx.load.paused():
+            unloaded = run_sweep(ctx, plan, budget, label=" without load")
     summary = []
     for collective, measurements in results.items():
         best = peak(measurements)
-        share = judge(ctx, collective, best, expect)
+        judged = unloaded[collective] if unloaded is not None else measurements
+        alone = peak(judged)
+        share = judge(ctx, collective, alone, expect)
         ctx.save(collective, table([m.row() for m in measurements]),
                  peak_busbw_GBps=best.busbw_gbps, peak_size_bytes=best.size_bytes,
-                 judged=collective in JUDGED and expect is not None)
-        summary.append(f"{collective} {best.busbw_gbps:.2f}" + (f" ({share})" if share else ""))
+                 judged=collective in JUDGED and expect is not None and unloaded is None,
+                 under_load=unloaded is not None)
+        if unloaded is None:
+            summary.append(f"{collective} {best.busbw_gbps:.2f}" + (f" ({share})" if share else ""))
+            continue
+        ctx.save(collective + UNLOADED, table([m.row() for m in judged]),
+                 peak_busbw_GBps=alone.busbw_gbps, peak_size_bytes=alone.size_bytes,
+                 judged=collective in JUDGED and expect is not None, under_load=False)
+        ratio = best.busbw_gbps / alone.busbw_gbps if alone.busbw_gbps > 0 else 0.0
+        summary.append(f"{collective} {alone.busbw_gbps:.2f} / {best.busbw_gbps:.2f} ({ratio:.0%})"
+                       + (f" [{share} of expected]" if share else ""))
     ctx.attrs.update(
         expected_busbw_GBps=expect.busbw_gbps if expect else 0.0,
         expectation_source=expect.source if expect else "none: no known GPU and no --expect-busbw",
         min_efficiency=ctx.options.min_efficiency, sizes=f"{low}:{high}:{factor}",
-        clock=results["all_reduce"][0].timing.clock,
+        clock=results["all_reduce"][0].timing.clock, under_load=unloaded is not None,
     )
     verdict = (f"vs {expect.busbw_gbps:g} GB/s expected ({expect.source})" if expect
                else "not judged: no expectation for these devices (pass --expect-busbw)")
-    ctx.headline = (f"peak busbw GB/s: {', '.join(summary)}; {len(plan)} sizes x variants verified; {verdict}")
+    everything = [m for ms in results.values() for m in ms]
+    slow = straggler(everything)
+    late = ""
+    if slow is not None:
+        ctx.attrs["straggler_rank"] = slow[0]
+        late = (f"; straggler: {mesh.describe(slow[0])} arrived last (waited least) in {slow[1]} of "
+                f"{len(everything)} measurements")
+    figures = ("peak busbw GB/s without load / under load (share kept)" if unloaded is not None
+               else "peak busbw GB/s")
+    ctx.headline = (f"{figures}: {', '.join(summary)}; {len(plan)} sizes x variants verified"
+                    f"{' twice' if unloaded is not None else ''}; {verdict}{late}")

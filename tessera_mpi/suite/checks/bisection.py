@@ -10,7 +10,7 @@ from ...hardware import expectation
 from ...p2p import Buffers, exchange_window
 from ...results import table
 from ..context import CheckContext
-from ..progress import human_bytes
+from ..._text import human_bytes
 from ..registry import register
 
 WINDOW = 4

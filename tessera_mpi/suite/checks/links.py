@@ -10,7 +10,8 @@ import numpy as np
 from ...p2p import Buffers, exchange_window, partner, receive_window, rounds, send_window
 from ...results import table
 from ..context import CheckContext
-from ..progress import Progress, human_bytes
+from ..._text import human_bytes
+from ..progress import Progress
 from ..registry import register
 
 WINDOW = 4

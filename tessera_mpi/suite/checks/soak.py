@@ -11,7 +11,8 @@ from ...results import table
 from ...sweep import kernel, memory_cap, verify
 from ...timing import time_loop
 from ..context import CheckContext
-from ..progress import Progress, human_bytes
+from ..._text import human_bytes
+from ..progress import Progress
 from ..registry import register
 
 WINDOWS = 100

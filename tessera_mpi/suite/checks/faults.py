@@ -1,0 +1,279 @@
+"""Check `faults`: planned failures, each detected, attributed and recovered from.
+
+Scenarios, in order, on the job's world as it stands: a hung rank (a planned stall the watchdog
+must diagnose), a slow rank (the collective stays correct and the straggler is named), silent
+data corruption (verify=True and the sweep's verification name the rank), then device losses,
+each shrinking the job: one rank (the guide's section 3.5 example as written), two at once,
+rank 0 (the results file moves to the new rank 0 and stays complete), a member of a multi-axis
+mesh (its data-parallel replica is dropped), a member of a mesh with a spare (the spare takes
+its place), and a rank in the middle of a bandwidth sweep. Real failures with ULFM
+(`mpirun --with-ft ulfm`), simulated ones otherwise; the mode is recorded.
+
+Run it last: it leaves the job with fewer ranks (the runner gives later checks a new mesh).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ... import dist, fault, op, runtime
+from ..._text import plural
+from ...errors import CorruptionError
+from ...results import read_results, table
+from ...runtime.watchdog import ROLL_CALL_GRACE_S
+from ...sweep import measure
+from ..context import CheckContext
+from ..registry import register
+
+DELAY_MS = 30.0
+
+
+@dataclass
+class Outcome:
+    """One scenario as this rank saw it (a row of /checks/faults/scenarios)."""
+
+    scenario: str
+    victims: str
+    detected: bool
+    detection_ms: float
+    recovery_ms: float
+    survivors: int
+    verified: bool
+    detail: str
+
+
+def _world() -> dist.Mesh:
+    return dist.Mesh(axes=["dp"], devices=range(runtime.current().size))
+
+
+def _hang(ctx: CheckContext) -> Outcome:
+    mesh = _world()
+    victim = mesh.size // 2
+    timeout = ctx.sized(full=5.0, small=2.0, quick=1.0)
+    x = dist.tensor((16,), mesh=mesh)
+    mesh.comm.Barrier()
+    start = time.monotonic()
+    with fault.inject(hang_device=victim, stall_s=timeout + 2.0, timeout=timeout) as injection:
+        y = op.all_reduce(x, op="max")
+    found = bool(re.search(rf"\branks? {victim} (never reached|did not answer)", injection.diagnosis))
+    took = (injection.detected_at or time.monotonic()) - start
+    return Outcome("hang", str(victim), found, took * 1e3, 0.0, mesh.size,
+                   bool(np.array_equal(y.numpy(), x.numpy())), injection.diagnosis.replace("\n", " | "))
+
+
+def _delay(ctx: CheckContext) -> Outcome:
+    rt = runtime.current()
+    victim = rt.size - 1
+    size = ctx.sized(full=1 << 20, small=1 << 12, quick=1 << 10)
+    base = measure("all_reduce", rt.world, rt, size_bytes=size, budget_s=0.05)
+    with fault.inject(delay_ms=DELAY_MS, ranks=[victim]):
+        slow = measure("all_reduce", rt.world, rt, size_bytes=size, budget_s=0.05)
+    ratio = slow.timing.t_max / base.timing.t_max
+    named = slow.waits_least
+    return Outcome("delay", str(victim), named == victim and ratio > 1.5, slow.timing.t_max * 1e3, 0.0, rt.size,
+                   slow.wrong == 0, f"t_max {base.timing.t_max * 1e6:.0f} us -> {slow.timing.t_max * 1e6:.0f} us "
+                   f"({ratio:.1f}x) with {DELAY_MS:g} ms on rank {victim}; the rank that waits least inside MPI "
+                   f"(the straggler) is {named}, wait spread {slow.wait_spread:.2f}")
+
+
+def _corruption(ctx: CheckContext) -> list[Outcome]:
+    mesh = _world()
+    victim = mesh.size - 1
+    x = dist.tensor((4096,), mesh=mesh)
+    named: tuple[int, ...] = ()
+    try:
+        with fault.inject(corrupt_device=victim, bits=1, seed=1):
+            op.all_reduce(x, op="sum", deterministic=True, verify=True)
+    except CorruptionError as exc:
+        named = exc.ranks
+    rt = runtime.current()
+    with fault.inject(corrupt_device=victim, bits=1, seed=2):
+        m = measure("all_reduce", rt.world, rt, size_bytes=1 << 14, budget_s=0.01)
+    wrong = [r for r, w in enumerate(m.wrong_by_rank) if w]
+    return [
+        Outcome("corruption-verify", str(victim), named == (victim,), 0.0, 0.0, mesh.size, True,
+                f"op.all_reduce(verify=True) named ranks {list(named)}"),
+        Outcome("corruption-sweep", str(victim), wrong == [victim], 0.0, 0.0, rt.size, True,
+                f"the sweep's verification found wrong elements on ranks {wrong}"),
+    ]
+
+
+Work = Callable[[], Any]
+Verify = Callable[[dist.Mesh], tuple[bool, str]]
+
+
+def _drop(name: str, victims: tuple[int, ...], build: Callable[[], tuple[dist.Mesh, Work, Verify]],
+          *, after: int = 0) -> Outcome:
+    """Lose `victims` during the work on the mesh that `build` makes, then run its verification."""
+    mesh, work, verify = build()
+    before = runtime.current().size
+    runtime.current().world.Barrier()
+    start = time.monotonic()
+    caught_at = None
+    with fault.inject(drop_device=victims, after=after) as injection:
+        try:
+            work()
+        except RuntimeError:
+            caught_at = time.monotonic()
+    done = time.monotonic()
+    ok, detail = verify(mesh)
+    survivors = runtime.current().size
+    detection = (caught_at or done) - start
+    return Outcome(name, ",".join(map(str, victims)), injection.failed == victims, detection * 1e3,
+                   (done - (caught_at or start)) * 1e3, survivors, ok and survivors == before - len(victims),
+                   f"{detail}; {'raised here' if caught_at else 'no collective failed on this rank'}; "
+                   f"mesh: {mesh.note}")
+
+
+def _ones(mesh: dist.Mesh, expected: int, axis: str | None = None) -> tuple[bool, str]:
+    """An all-reduce of ones over the rebuilt mesh must count its members (on members)."""
+    if not mesh.is_member:
+        return True, f"not a member of the rebuilt {mesh}"
+    total = op.all_reduce(dist.tensor([1.0], mesh=mesh), op="sum", axis=axis).numpy()[0]
+    return total == expected, f"all-reduce of ones over {mesh} gave {total:g}, expected {expected}"
+
+
+def _guide_example() -> Outcome:
+    n = runtime.current().size
+    victim = 5 if n > 5 else n - 1
+
+    def build() -> tuple[dist.Mesh, Work, Verify]:
+        mesh = dist.Mesh(axes=["dp"], devices=range(n))
+        X = dist.tensor((1024,), mesh=mesh)
+
+        def work() -> None:
+            # The guide's section 3.5 block; the injection is opened around it by _drop.
+            try:
+                Y = op.all_reduce(X, op="sum")  # noqa: F841
+            except RuntimeError as e:
+                raise RuntimeError(f"Caught simulated GPU failure: {e}") from e
+
+        def verify(rebuilt: dist.Mesh) -> tuple[bool, str]:
+            survivors = op.all_reduce(X, op="sum", deterministic=True).numpy()
+            same = bool(np.array_equal(survivors, X.numpy() * np.float32(rebuilt.size)))
+            ok, detail = _ones(rebuilt, n - 1)
+            return ok and same, (f"{detail}; the follow-up all-reduce of X "
+                                 f"{'equals' if same else 'DIFFERS from'} the survivors' sum")
+
+        return mesh, work, verify
+
+    return _drop("drop-one (guide 3.5)", (victim,), build)
+
+
+def _one_axis(name: str, victims: tuple[int, ...]) -> Outcome:
+    n = runtime.current().size
+
+    def build() -> tuple[dist.Mesh, Work, Verify]:
+        mesh = dist.Mesh(axes=["dp"], devices=range(n))
+        x = dist.tensor((256,), mesh=mesh)
+        return mesh, lambda: op.all_reduce(x, op="sum"), lambda rebuilt: _ones(rebuilt, n - len(victims))
+
+    return _drop(name, victims, build)
+
+
+def _rank0(ctx: CheckContext) -> Outcome:
+    outcome = _one_axis("drop-rank-0", (0,))
+    rt = runtime.current()
+    found = (False, "")
+    if rt.rank == 0:
+        try:
+            checks = list(read_results(ctx.results_path).checks)
+            found = (True, f"the results file, now written by the new rank 0, holds {checks}")
+        except OSError as exc:
+            found = (False, f"the results file cannot be read after losing rank 0: {exc}")
+    ok, text = rt.control.bcast(found, root=0)
+    outcome.verified = outcome.verified and ok
+    outcome.detail += f"; {text}"
+    return outcome
+
+
+def _multi_axis(name: str, *, spares: int) -> Outcome:
+    """A member of a (tp, dp) mesh is lost: with a spare it is replaced, without one its
+    data-parallel replica is dropped."""
+    n = runtime.current().size
+    tp = (n - spares) // 2
+
+    def build() -> tuple[dist.Mesh, Work, Verify]:
+        mesh = dist.Mesh(axes=["tp", "dp"], devices=range(2 * tp + spares), shape=(tp, 2), spares=spares)
+        x = dist.tensor((64,), mesh=mesh) if mesh.is_member else None
+
+        def work() -> None:
+            if x is not None:
+                op.all_reduce(x, op="sum")
+
+        expected = 2 * tp if spares else tp
+        return mesh, work, lambda rebuilt: _ones(rebuilt, expected)
+
+    return _drop(name, (1,), build)
+
+
+def _sweep(ctx: CheckContext) -> Outcome:
+    rt = runtime.current()
+    sizes = (8, 1024, ctx.sized(full=1 << 20, small=1 << 14, quick=1 << 12))
+
+    def build() -> tuple[dist.Mesh, Work, Verify]:
+        mesh = _world()
+
+        def work() -> None:
+            for size in sizes:
+                measure("all_reduce", mesh.comm, rt, size_bytes=size, budget_s=0.01)
+
+        def verify(rebuilt: dist.Mesh) -> tuple[bool, str]:
+            m = measure("all_reduce", rebuilt.comm, runtime.current(), size_bytes=sizes[-1], budget_s=0.01)
+            return m.wrong == 0, f"a sweep size on the {rebuilt.size} survivors: {m.wrong} wrong elements"
+
+        return mesh, work, verify
+
+    # Each size runs a verification, a calibration, a warm-up and two or more timed calls:
+    # the eighth call falls inside the second size.
+    return _drop("drop-in-sweep", (rt.size - 1,), build, after=7)
+
+
+DROPS: tuple[tuple[int, Callable[[CheckContext], Outcome]], ...] = (
+    (3, lambda ctx: _guide_example()),
+    (4, lambda ctx: _one_axis("drop-two", (1, runtime.current().size - 2))),
+    (3, _rank0),
+    (4, lambda ctx: _multi_axis("drop-replica", spares=0)),
+    (3, lambda ctx: _multi_axis("drop-with-spare", spares=1)),
+    (3, _sweep),
+)
+"""Each loss scenario, after the ranks the job needs before it (so that two or more survive)."""
+
+
+@register("faults", help="injected hang, delay, corruption and device losses: detected, named, recovered")
+def check_faults(ctx: CheckContext) -> None:
+    if ctx.load is not None:
+        ctx.skip("fault injection does not run under --under-load: the load's stream would lose the failed ranks")
+    rt = runtime.current()
+    if rt.size < 2:
+        ctx.skip("fault injection needs at least two ranks")
+    start_size = rt.size
+    outcomes = [_hang(ctx), _delay(ctx), *_corruption(ctx)]
+    skipped = []
+    for needed, scenario in DROPS:
+        if runtime.current().size >= needed:
+            outcomes.append(scenario(ctx))
+        else:
+            skipped.append(needed)
+    for o in outcomes:
+        if not o.detected:
+            ctx.fail(f"{o.scenario}: the fault on rank(s) {o.victims} was not detected or named: {o.detail}")
+        elif not o.verified:
+            ctx.fail(f"{o.scenario}: after the fault, verification failed: {o.detail}")
+    rt = runtime.current()
+    ctx.save("scenarios", table([asdict(o) for o in outcomes]),
+             description="one row per scenario, as the rank that saved them saw it; ranks are numbered as "
+                         "in the job's world when the scenario started")
+    ctx.attrs.update(mode=rt.ft.mode, mode_reason=rt.ft.reason, start_ranks=start_size, end_ranks=rt.size,
+                     roll_call_grace_s=ROLL_CALL_GRACE_S)
+    drops = [o for o in outcomes if o.scenario.startswith("drop")]
+    worst = max((o.detection_ms + o.recovery_ms for o in drops), default=0.0)
+    ctx.headline = (f"{rt.ft.mode} faults: {sum(o.detected and o.verified for o in outcomes)}/{len(outcomes)} "
+                    f"scenarios detected and recovered; {start_size} -> {rt.size} ranks; slowest loss to rebuilt "
+                    f"mesh {worst:.0f} ms" + (f"; {plural(len(skipped), 'loss scenario')} skipped (too few ranks)" if skipped else ""))

@@ -1,0 +1,90 @@
+"""Fault injection end to end, with real failures (ULFM) and simulated ones, at 8 and 72 ranks."""
+
+import re
+
+import pytest
+from conftest import FT, ROOT, SCRIPTS, mpirun
+
+from tessera_mpi.results import read_results
+
+SCENARIO = str(SCRIPTS / "fault_scenario.py")
+
+
+@pytest.mark.parametrize("mode", ["real", "simulated"])
+@pytest.mark.parametrize("scenario", ["drop-one", "drop-zero", "corrupt"])
+def test_scenarios_at_8_ranks(mode, scenario):
+    done = mpirun(8, SCENARIO, scenario, timeout=180, launcher=FT[mode])
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    assert len(result) == 1 and "ok=True" in result[0], done.stdout
+    if scenario != "corrupt":
+        victim = {"drop-one": 6, "drop-zero": 0}[scenario]
+        assert f"mode={mode} failed=({victim},) size=7" in result[0]
+        assert f"ranks lost (rank {victim} (host " in result[0], "the error names the lost rank and its host"
+    else:
+        assert "named=(7,)" in result[0]
+
+
+@pytest.mark.parametrize("mode", ["real", "simulated"])
+def test_a_hang_is_diagnosed_once_and_ends_the_job(mode):
+    done = mpirun(8, SCENARIO, "hang", timeout=180, launcher=FT[mode])
+    assert done.returncode != 0
+    text = done.stdout + done.stderr
+    assert text.count("a roll call of 8 ranks got 7 answers") == 1, text
+    assert "ranks 4 did not answer (hung or dead)" in text
+    assert "ranks 0-3,5-7 wait in collective #1: in all_reduce #1" in text
+    assert "RESULT" not in text, "the block must not complete while a rank hangs"
+
+
+def _faults_check(run):
+    check = run.checks["faults"]
+    rows = {r["scenario"].decode(): r for r in check.datasets["scenarios"]}
+    return check, rows
+
+
+def test_faults_check_at_8_ranks_simulated(tmp_path):
+    out = tmp_path / "faults8.h5"
+    done = mpirun(8, "-m", "tessera_mpi.suite", "--tests", "mesh,faults", "--out", str(out), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fault tolerance: simulated (Open MPI started without --with-ft ulfm)" in done.stdout
+    run = read_results(out)
+    assert list(run.checks) == ["mesh", "faults"] and run.checks["mesh"].status == "passed"
+    check, rows = _faults_check(run)
+    assert check.status == "passed" and check.attrs["mode"] == "simulated"
+    assert {"hang", "delay", "corruption-verify", "corruption-sweep", "drop-one (guide 3.5)", "drop-two",
+            "drop-rank-0"} <= set(rows)
+    assert all(r["detected"] and r["verified"] for r in rows.values())
+    assert check.attrs["start_ranks"] == 8 and run.attrs["final_world_size"] == check.attrs["end_ranks"]
+    assert any("rank 0 of 5" in label for label in run.attrs["lost_ranks"])
+
+
+@pytest.mark.slow
+def test_faults_check_at_72_ranks_with_ulfm(tmp_path):
+    out = tmp_path / "faults72.h5"
+    done = mpirun(72, "-m", "tessera_mpi.suite", "--tests", "faults", "--out", str(out), timeout=400,
+                  launcher=FT["real"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "faults        PASSED" in done.stdout and "real faults: 10/10 scenarios" in done.stdout
+    check, rows = _faults_check(read_results(out))
+    assert check.attrs["mode"] == "real" and check.attrs["end_ranks"] == 65
+    assert rows["drop-rank-0"]["verified"] and "now written by the new rank 0" in rows["drop-rank-0"]["detail"].decode()
+    assert re.search(r"rank 36 never reached collective #\d+", rows["hang"]["detail"].decode())
+    assert "spare 66 took the place of 1" in rows["drop-with-spare"]["detail"].decode()
+    assert "dropped data-parallel replica(s) [1]" in rows["drop-replica"]["detail"].decode()
+
+
+@pytest.mark.slow
+def test_guide_3_5_as_written_at_72_ranks_simulated():
+    done = mpirun(72, str(ROOT / "examples" / "guide_3_5_failure_injection.py"), timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("Caught simulated GPU failure: all_reduce failed: ranks lost (rank 5 (host ") == 72
+    assert "recovered (simulated fault tolerance): 71 mesh (dp) over 71 devices, all-reduce of ones = 71" in done.stdout
+
+
+@pytest.mark.slow
+def test_hang_at_72_ranks_with_ulfm():
+    done = mpirun(72, SCENARIO, "hang", timeout=300, launcher=FT["real"])
+    assert done.returncode != 0
+    text = done.stdout + done.stderr
+    assert text.count("a roll call of 72 ranks got 71 answers") == 1, text[-3000:]
+    assert "ranks 36 did not answer (hung or dead)" in text
