@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 
 from .._text import plural
-from .compare import compare_runs
+from .compare import DEFAULT_NOISE_FLOOR, compare_runs
 from .reader import ResultsFileError, RunResults, read_results
 
 
@@ -61,17 +61,23 @@ def _summary(argv: list[str]) -> int:
 
 def _compare(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tessera_mpi.results compare",
-                                     description="Compare two runs: check status changes and whether "
-                                                 "their digests show identical bits. Exit 1 on a regression.")
+                                     description="Compare two runs: check status changes, bus bandwidth "
+                                                 "size by size (changes within the runs' own spread are "
+                                                 "noise) and whether their digests show identical bits. "
+                                                 "Exit 1 on a regression, 2 for an unreadable file.")
     parser.add_argument("base", help="the earlier (reference) results file")
     parser.add_argument("new", help="the results file to judge")
+    parser.add_argument("--noise-floor", type=float, default=DEFAULT_NOISE_FLOOR, metavar="FRACTION",
+                        help="bandwidth changes below this share are always noise (default %(default)s)")
     args = parser.parse_args(argv)
+    if not 0 <= args.noise_floor < 1:
+        parser.error(f"--noise-floor must be in [0, 1), got {args.noise_floor}")
     try:
         base, new = read_results(args.base), read_results(args.new)
     except ResultsFileError as exc:
         print(f"tessera_mpi.results compare: error: {exc}", file=sys.stderr)
         return 2
-    comparison = compare_runs(base, new)
+    comparison = compare_runs(base, new, noise_floor=args.noise_floor)
     print(f"base {base.path}\nnew  {new.path}")
     print("\n".join(comparison.lines))
     print("no regression" if comparison.ok else f"{len(comparison.regressions)} regression(s)")

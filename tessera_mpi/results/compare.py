@@ -1,4 +1,5 @@
-"""Comparing two results files: check status changes and whether their digests show identical bits."""
+"""Comparing two results files: check status changes, bandwidth per size beyond the runs' own
+noise, and whether their digests show identical bits."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._text import human_bytes
 from .reader import RunResults
 from .schema import STATUSES
 
+DEFAULT_NOISE_FLOOR = 0.05
+"""Bandwidth changes smaller than this share are noise even when both runs were very steady."""
+ROW_KEY = ("size_bytes", "in_place")
+"""Columns that name one measurement in a bandwidth table."""
 DIGEST_KEY = ("case", "algorithm", "variant")
 """Columns that name one digest in a check's `digests` table."""
 
@@ -19,7 +25,8 @@ class Comparison:
 
     lines: list[str] = field(default_factory=list)
     regressions: list[str] = field(default_factory=list)
-    """Checks that got worse (passed -> failed, say) and digests that changed."""
+    """Checks that got worse (passed -> failed, say), bandwidth that fell beyond the noise, and
+    digests that changed."""
 
     @property
     def ok(self) -> bool:
@@ -34,8 +41,9 @@ def _digests(data: np.ndarray) -> dict[tuple[str, ...], str]:
     return {tuple(_text(row[k]) for k in DIGEST_KEY): _text(row["sha256"]) for row in data}
 
 
-def compare_runs(base: RunResults, new: RunResults) -> Comparison:
-    """Return the differences between `base` and `new`, check by check."""
+def compare_runs(base: RunResults, new: RunResults, *, noise_floor: float = DEFAULT_NOISE_FLOOR) -> Comparison:
+    """Return the differences between `base` and `new`, check by check (see `_compare_bandwidth`
+    for what counts as a bandwidth regression)."""
     result = Comparison()
     for name in sorted(set(base.checks) | set(new.checks), key=lambda n: (n not in base.checks, n)):
         if name not in new.checks:
@@ -53,6 +61,16 @@ def compare_runs(base: RunResults, new: RunResults) -> Comparison:
                 result.regressions.append(line)
         else:
             result.lines.append(f"{name}: {after.status}")
+        tables = [k for k in before.datasets if k in after.datasets and _is_bandwidth_table(before.datasets[k])
+                  and _is_bandwidth_table(after.datasets[k])]
+        if tables:
+            if base.attrs.get("world_size") != new.attrs.get("world_size"):
+                result.lines.append(f"  bandwidth not compared: world sizes differ "
+                                    f"({base.attrs.get('world_size')} vs {new.attrs.get('world_size')})")
+            else:
+                for key in tables:
+                    _compare_bandwidth(name, key, before.datasets[key], after.datasets[key], result,
+                                       noise_floor=noise_floor)
         if "digests" in before.datasets and "digests" in after.datasets:
             workload = _workload_change(base, new, name)
             if workload:
@@ -61,6 +79,59 @@ def compare_runs(base: RunResults, new: RunResults) -> Comparison:
                 _compare_digests(name, _digests(before.datasets["digests"]),
                                  _digests(after.datasets["digests"]), result)
     return result
+
+
+def _is_bandwidth_table(data: np.ndarray) -> bool:
+    names = data.dtype.names or ()
+    return all(k in names for k in (*ROW_KEY, "busbw_GBps", "time_us_max", "time_us_min"))
+
+
+def spread(row: np.void) -> float:
+    """Return a measurement's own relative spread: (p99 - p50) / p50 of its iteration times, or,
+    in tables without percentiles, (max - min) / max of the ranks' mean times."""
+    names = row.dtype.names
+    if "time_us_p99" in names and "time_us_p50" in names and row["time_us_p50"] > 0:
+        return float((row["time_us_p99"] - row["time_us_p50"]) / row["time_us_p50"])
+    high = float(row["time_us_max"])
+    return float((high - row["time_us_min"]) / high) if high > 0 else 0.0
+
+
+def _compare_bandwidth(name: str, key: str, before: np.ndarray, after: np.ndarray, result: Comparison, *,
+                       noise_floor: float) -> None:
+    """Compare busbw size by size. A change counts only beyond the noise of that size: the
+    larger of the two runs' own spreads (see `spread`) and `noise_floor`. Slower beyond it is
+    a regression."""
+    rows = {tuple(r[k].item() for k in ROW_KEY): r for r in before}
+    slower, faster, within, largest = [], [], 0, 0.0
+    for row in after:
+        old = rows.get(tuple(row[k].item() for k in ROW_KEY))
+        if old is None or old["busbw_GBps"] <= 0:
+            continue
+        change = float(row["busbw_GBps"] / old["busbw_GBps"] - 1.0)
+        noise = max(spread(old), spread(row), noise_floor)
+        where = f"{human_bytes(int(row['size_bytes']))}{' in place' if row['in_place'] else ''}"
+        text = f"{where} {change:+.0%} (noise {noise:.0%})"
+        if change < -noise:
+            slower.append(text)
+        elif change > noise:
+            faster.append(text)
+        else:
+            within += 1
+            largest = change if abs(change) > abs(largest) else largest
+    compared = len(slower) + len(faster) + within
+    if not compared:
+        result.lines.append(f"  {key}: no sizes in common")
+        return
+    parts = []
+    if slower:
+        parts.append(f"{len(slower)} slower beyond noise: {', '.join(slower)}")
+        result.regressions.append(f"{name}/{key}: {len(slower)} of {compared} sizes slower beyond noise")
+    if faster:
+        parts.append(f"{len(faster)} faster: {', '.join(faster)}")
+    if within:
+        parts.append(f"{within} within noise (largest change {largest:+.0%})")
+    result.lines.append(f"  {key} busbw, {compared} sizes: " + "; ".join(parts)
+                        + (" (regression)" if slower else ""))
 
 
 def _workload_change(base: RunResults, new: RunResults, name: str) -> str:

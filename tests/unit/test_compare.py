@@ -45,3 +45,49 @@ def test_status_regression_and_different_workloads(tmp_path):
 
 def test_unreadable_file(tmp_path):
     assert run(["compare", str(tmp_path / "nope.h5"), str(tmp_path / "nope.h5")]) == 2
+
+
+def _bandwidth(path, busbw, *, p50=10.0, p99=11.0, world_size=8):
+    """A bandwidth check with one all_reduce row per size: {size_bytes: busbw}."""
+    rows = table([{"size_bytes": size, "in_place": False, "time_us_min": p50, "time_us_max": p50,
+                   "time_us_p50": p50, "time_us_p99": p99, "busbw_GBps": bw} for size, bw in busbw.items()])
+    writer = ResultsWriter(path, attrs={**ATTRS, "world_size": world_size}, ranks=RANKS)
+    writer.add(CheckRecord(name="bandwidth", status="passed", duration_s=1.0, message="", headline="",
+                           datasets={"all_reduce": Dataset(rows)}))
+    return read_results(path)
+
+
+def test_bandwidth_within_the_runs_spread_is_noise(tmp_path):
+    # p99 is 10% above p50 in both runs: a 8% drop is noise, a 30% drop is not.
+    base = _bandwidth(tmp_path / "a.h5", {8: 1.0, 65536: 10.0, 1 << 20: 20.0})
+    new = _bandwidth(tmp_path / "b.h5", {8: 0.92, 65536: 7.0, 1 << 20: 26.0})
+    comparison = compare_runs(base, new)
+    assert comparison.regressions == ["bandwidth/all_reduce: 1 of 3 sizes slower beyond noise"]
+    line = next(x for x in comparison.lines if "all_reduce busbw" in x)
+    assert "1 slower beyond noise: 64 KiB -30% (noise 10%)" in line
+    assert "1 faster: 1 MiB +30% (noise 10%)" in line and "1 within noise (largest change -8%)" in line
+
+
+def test_a_noisy_run_widens_the_band_and_steady_runs_meet_the_floor(tmp_path):
+    base = _bandwidth(tmp_path / "a.h5", {65536: 10.0})
+    noisy = _bandwidth(tmp_path / "b.h5", {65536: 7.0}, p99=15.0)  # its own spread is 50%
+    assert compare_runs(base, noisy).ok
+    steady = _bandwidth(tmp_path / "c.h5", {65536: 10.0}, p99=10.0)  # no spread: the floor decides
+    assert not compare_runs(steady, _bandwidth(tmp_path / "d.h5", {65536: 9.0}, p99=10.0)).ok
+    assert compare_runs(steady, _bandwidth(tmp_path / "e.h5", {65536: 9.7}, p99=10.0)).ok
+
+
+def test_bandwidth_of_different_world_sizes_is_not_compared(tmp_path):
+    base = _bandwidth(tmp_path / "a.h5", {65536: 10.0})
+    other = _bandwidth(tmp_path / "b.h5", {65536: 1.0}, world_size=72)
+    comparison = compare_runs(base, other)
+    assert comparison.ok and any("bandwidth not compared: world sizes differ (8 vs 72)" in x
+                                 for x in comparison.lines)
+
+
+def test_compare_cli_noise_floor(tmp_path, capsys):
+    base = _bandwidth(tmp_path / "a.h5", {65536: 10.0}, p99=10.0)
+    new = _bandwidth(tmp_path / "b.h5", {65536: 8.0}, p99=10.0)
+    assert run(["compare", str(base.path), str(new.path)]) == 1
+    assert "1 regression(s)" in capsys.readouterr().out
+    assert run(["compare", "--noise-floor", "0.25", str(base.path), str(new.path)]) == 0
