@@ -17,10 +17,12 @@ from ..errors import ConfigError, DivergenceError
 from ..load import MESSAGE_BYTES, BackgroundLoad
 from ..mesh import Mesh
 from ..results import ResultsWriter
+from ..results.reader import ResultsFileError
 from ..results.provenance import ranks_table, root_attrs
 from . import console
 from .options import SuiteOptions, UsageError, build_parser, parse_options
 from .registry import registered
+from .reports import Reports
 from .repetition import combine
 from .runner import Session, run_checks
 
@@ -98,6 +100,9 @@ def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: Resul
         f"  checks: {', '.join(names)}",
         *runs,
         f"  results: {writer.path}",
+        *([f"  reports: {', '.join(str(p) for p in (options.junit, options.json) if p is not None)}"]
+          if options.junit or options.json else []),
+        *([f"  baseline: {options.baseline}"] if options.baseline else []),
         "",
     ]
 
@@ -118,28 +123,59 @@ def run(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:<14}{check.help}")
         return EXIT_PASSED
     selected = [checks[name] for name in (options.tests or tuple(checks))]
+    start = MPI.Wtime()
+    reports = Reports(options, started=start)
     try:
         rt = runtime.start()
         with runtime.Watchdog(options.timeout_s, "suite set-up"):
             mesh = Mesh(options.axes, shape=options.mesh_shape, spares=options.spares)
             load = _load(rt, mesh, options)
+            reports.validate()
             writer = _open_results(rt, mesh, options)
             path = _results_path(rt, writer)
     except (ConfigError, DivergenceError) as exc:
         _say(f"python -m tessera_mpi.suite: configuration error: {exc}")
         return EXIT_USAGE
-    start = MPI.Wtime()
     if writer is not None:
         console.header(_header(rt, mesh, [c.name for c in selected], writer, options, load))
-    session = Session(mesh=mesh, options=options, results_path=path, writer=writer, load=load)
+        reports.write(writer, complete=False)
+    session = Session(mesh=mesh, options=options, results_path=path, writer=writer, load=load, reports=reports)
     history = run_checks(selected, session)
     if load is not None:
         load.close()
     records = [combine(h) for h in history]
-    writer = session.writer
+    ok = all(r.status in ("passed", "skipped") for r in records)
+    with runtime.Watchdog(options.timeout_s, "the end of the suite (baseline comparison and reports)"):
+        regressions = _finish(session, records, history, elapsed_s=MPI.Wtime() - start, ok=ok)
+    return EXIT_PASSED if ok and not regressions else EXIT_FAILED
+
+
+def _finish(session: Session, records: list, history: list, *, elapsed_s: float, ok: bool) -> int:
+    """Compare with the baseline and write the summary and reports (collective); return the
+    number of baseline regressions, the same on every rank."""
+    options, writer = session.options, session.writer
+    comparison, problem = None, ""
     if writer is not None:
+        if options.baseline is not None:
+            try:
+                comparison = session.reports.compare(writer)
+            except (OSError, ResultsFileError) as exc:
+                problem = f"the comparison with --baseline {options.baseline} failed: {exc}"
         if options.repeat > 1:
             console.repetitions(history)
-        console.summary(records, elapsed_s=MPI.Wtime() - start, results_path=str(writer.path))
-    ok = all(r.status in ("passed", "skipped") for r in records)
-    return EXIT_PASSED if ok else EXIT_FAILED
+        if comparison is not None:
+            console.baseline(str(options.baseline), comparison.lines, comparison.regressions)
+        if problem:
+            console.note(problem)
+        regressions = len(comparison.regressions) if comparison is not None else int(bool(problem))
+        console.summary(records, elapsed_s=elapsed_s, results_path=str(writer.path), regressions=regressions)
+        code = EXIT_PASSED if ok and not regressions else EXIT_FAILED
+        try:
+            session.reports.write(writer, complete=True, exit_code=code, comparison=comparison)
+        except OSError as exc:
+            console.note(f"cannot write the report files: {exc}")
+            regressions += 1
+    else:
+        regressions = 0
+    # The writing rank is rank 0 of the (possibly rebuilt) runtime.
+    return runtime.current().control.bcast(regressions, root=0)

@@ -57,16 +57,28 @@ def repetitions(history: Sequence[Sequence[CheckRecord]]) -> None:
               f"  {statuses}")
 
 
-def summary(records: Sequence[CheckRecord], *, elapsed_s: float, results_path: str) -> None:
-    """Print the closing table and the totals."""
+def baseline(path: str, lines: Sequence[str], regressions: Sequence[str]) -> None:
+    """Print the comparison with --baseline."""
+    _emit("")
+    _emit(f"baseline {path}:")
+    for line in lines:
+        _emit(f"  {line}")
+    _emit(f"  {plural(len(regressions), 'regression') if regressions else 'no regression'}")
+
+
+def summary(records: Sequence[CheckRecord], *, elapsed_s: float, results_path: str, regressions: int = 0) -> None:
+    """Print the closing table and the totals (a --baseline regression fails the run)."""
     counts = Counter(r.status for r in records)
     width = max([NAME_WIDTH - 2, *(len(r.name) for r in records)]) + 2
     _emit("")
     _emit(f"{'check':<{width}}{'status':<8}{'duration':>10}  headline")
     for r in records:
         _emit(f"{r.name:<{width}}{r.status:<8}{r.duration_s:>8.2f} s  {r.headline}")
-    verdict = "PASSED" if records and counts["passed"] + counts["skipped"] == len(records) else "FAILED"
+    passed = records and counts["passed"] + counts["skipped"] == len(records) and not regressions
+    verdict = "PASSED" if passed else "FAILED"
     totals = ", ".join(f"{counts[s]} {s}" for s in ("passed", "failed", "error", "skipped"))
+    if regressions:
+        totals += f"; {plural(regressions, 'regression')} against the baseline"
     _emit(f"{verdict}: {totals} ({plural(len(records), 'check')} in {elapsed_s:.1f} s)")
     _emit(f"results: {results_path}")
     sys.stdout.flush()

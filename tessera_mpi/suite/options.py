@@ -45,6 +45,13 @@ class SuiteOptions:
     """Run every check beside a background all-reduce stream (tessera_mpi.load)."""
     repeat: int = 1
     """Run the whole selection this many times."""
+    # Reports and baselines (for CI and Slurm jobs).
+    junit: Path | None = None
+    """--junit FILE: JUnit XML, one test case per check."""
+    json: Path | None = None
+    """--json FILE: a JSON summary of the run."""
+    baseline: Path | None = None
+    """--baseline FILE: compare the run with this earlier results file at the end."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,6 +153,12 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
                         help="run the checks beside a continuous background all-reduce (production load)")
     parser.add_argument("--repeat", metavar="N", type=int, default=1,
                         help="run the selection N times and report each repetition (default 1)")
+    reports = parser.add_argument_group("reports and baselines")
+    reports.add_argument("--junit", metavar="FILE",
+                         help="write JUnit XML (one test case per check), rewritten after every check")
+    reports.add_argument("--json", metavar="FILE", help="write a JSON summary, rewritten after every check")
+    reports.add_argument("--baseline", metavar="FILE",
+                         help="compare with this earlier results file at the end; a regression fails the run")
     return parser
 
 
@@ -181,6 +194,13 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         raise UsageError(f"--spares must be 0 or more, got {args.spares}")
     if args.repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
+    files = {flag: Path(value) for flag, value in (("--junit", args.junit), ("--json", args.json))
+             if value is not None}
+    for flag, path in files.items():
+        if path.is_dir() or str(path).endswith("/"):
+            raise UsageError(f"{flag} {path} is a folder; give a file name")
+    if len(set(files.values())) < len(files):
+        raise UsageError("--junit and --json name the same file")
     return SuiteOptions(
         tests=tests,
         mesh_shape=shape,
@@ -198,4 +218,7 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         spares=args.spares,
         under_load=args.under_load,
         repeat=args.repeat,
+        junit=files.get("--junit"),
+        json=files.get("--json"),
+        baseline=Path(args.baseline) if args.baseline is not None else None,
     )

@@ -24,6 +24,7 @@ from . import console
 from .context import CheckContext, CheckSkipped
 from .options import SuiteOptions
 from .registry import Check
+from .reports import Reports
 from .repetition import combine
 
 MAX_SHOWN_FAILURES = 3
@@ -115,6 +116,7 @@ class Session:
     writer: ResultsWriter | None
     """Present on rank 0 only; when rank 0 is lost, the new rank 0 takes the file over."""
     load: BackgroundLoad | None = None
+    reports: Reports | None = None
 
     def rebuilt(self, old: Runtime, new: Runtime) -> None:
         """Listener for runtime rebuilds (called on every survivor)."""
@@ -156,6 +158,8 @@ def run_checks(checks: Sequence[Check], session: Session) -> list[list[CheckReco
             if session.writer is not None:
                 session.writer.add(combine(records))
                 console.check_line(record)
+                if session.reports is not None:
+                    session.reports.write(session.writer, complete=False)
             last = repetition == options.repeat and index == len(checks) - 1
             if runtime.current().generation != generation and not last:
                 session.refresh_mesh()

@@ -1,0 +1,89 @@
+"""The JSON summary of a suite run, and the record both reports are made from."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..results.schema import STATUSES
+from ..results.writer import CheckRecord
+
+JSON_FORMAT = 1
+"""Version of the JSON summary's layout; bumped when a key changes meaning or disappears."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a report says about a run: its provenance, its checks so far, and how it ended."""
+
+    attrs: dict[str, Any]
+    """The results file's root attributes (provenance)."""
+    checks: Sequence[CheckRecord]
+    results_file: str
+    elapsed_s: float
+    complete: bool
+    """False while the run is still going (reports are rewritten after every check)."""
+    exit_code: int | None = None
+    baseline: str | None = None
+    """The --baseline file, when one was compared."""
+    baseline_lines: Sequence[str] = field(default_factory=tuple)
+    baseline_regressions: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(c.status for c in self.checks)
+        return {status: counted[status] for status in STATUSES}
+
+
+def _plain(value: Any) -> Any:
+    """Return `value` as something json can write (attributes are NumPy scalars and arrays)."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+def _check(record: CheckRecord) -> dict[str, Any]:
+    attrs = {k: _plain(v) for k, v in record.attrs.items() if k not in ("traceback", "failing_ranks")}
+    return {
+        "name": record.name,
+        "status": record.status,
+        "duration_s": round(float(record.duration_s), 6),
+        "headline": record.headline,
+        "message": record.message,
+        "failing_ranks": _plain(record.attrs.get("failing_ranks", [])),
+        "attrs": attrs,
+    }
+
+
+def summary_json(run: RunSummary) -> str:
+    """Return the JSON summary (see docs/reports.md)."""
+    baseline = None
+    if run.baseline is not None:
+        baseline = {"file": run.baseline, "regressions": list(run.baseline_regressions),
+                    "lines": list(run.baseline_lines)}
+    document = {
+        "format": JSON_FORMAT,
+        "complete": run.complete,
+        "exit_code": run.exit_code,
+        "passed": run.complete and run.exit_code == 0,
+        "results_file": run.results_file,
+        "elapsed_s": round(run.elapsed_s, 3),
+        "counts": run.counts,
+        "provenance": {k: _plain(v) for k, v in run.attrs.items()},
+        "checks": [_check(c) for c in run.checks],
+        "baseline": baseline,
+    }
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,75 @@
+"""The suite's report files (--junit, --json) and its --baseline comparison, kept by the rank
+that writes the results file (rank 0, or the new rank 0 after rank 0 was lost)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from mpi4py import MPI
+
+from .. import runtime
+from .._atomic import write_text
+from ..agree import agree
+from ..errors import ConfigError
+from ..reports import RunSummary, junit_xml, summary_json
+from ..results import ResultsWriter, read_results
+from ..results.compare import Comparison, compare_runs
+from ..results.reader import ResultsFileError
+from .options import SuiteOptions
+
+
+@dataclass
+class Reports:
+    """Writes the report files after every check and at the end; compares with the baseline."""
+
+    options: SuiteOptions
+    started: float
+    """MPI.Wtime() when the run started."""
+
+    def validate(self) -> None:
+        """Collective: raise ConfigError on every rank when the baseline cannot be read or is the
+        results file --out names, or a report file cannot be written (rank 0 looks)."""
+        rt = runtime.current()
+        error = ""
+        if rt.rank == 0:
+            baseline, out = self.options.baseline, self.options.out
+            try:
+                if baseline is not None:
+                    if out is not None and not out.is_dir() and out.resolve() == baseline.resolve():
+                        raise ConfigError(f"--baseline {baseline} is the file this run writes its results to")
+                    read_results(baseline)
+                for path in (self.options.junit, self.options.json):
+                    if path is not None:
+                        write_text(path, "")  # replaced by the first report; proves the folder writable
+            except (ConfigError, ResultsFileError) as exc:
+                error = f"--baseline: {exc}" if isinstance(exc, ResultsFileError) else str(exc)
+            except OSError as exc:
+                error = f"cannot write a report file: {exc}"
+        verdict = agree(rt.control, not error, error)
+        if not verdict.ok:
+            raise ConfigError(verdict.messages[0])
+
+    def write(self, writer: ResultsWriter, *, complete: bool, exit_code: int | None = None,
+              comparison: Comparison | None = None) -> None:
+        """Rewrite the report files from what `writer` holds (writing rank only)."""
+        if self.options.junit is None and self.options.json is None:
+            return
+        summary = RunSummary(
+            attrs=dict(writer.attrs), checks=list(writer.checks), results_file=str(writer.path),
+            elapsed_s=MPI.Wtime() - self.started, complete=complete, exit_code=exit_code,
+            baseline=str(self.options.baseline) if comparison is not None else None,
+            baseline_lines=tuple(comparison.lines) if comparison is not None else (),
+            baseline_regressions=tuple(comparison.regressions) if comparison is not None else (),
+        )
+        if self.options.junit is not None:
+            write_text(self.options.junit, junit_xml(summary))
+        if self.options.json is not None:
+            write_text(self.options.json, summary_json(summary))
+
+    def compare(self, writer: ResultsWriter) -> Comparison:
+        """Compare the finished results file with --baseline (writing rank only)."""
+        assert self.options.baseline is not None
+        comparison = compare_runs(read_results(self.options.baseline), read_results(writer.path))
+        writer.attrs["baseline"] = str(self.options.baseline)
+        writer.attrs["baseline_regressions"] = len(comparison.regressions)
+        writer.write()
+        return comparison
