@@ -34,5 +34,7 @@ setup(
             "tessera-suite=tessera_mpi.suite.cli:run",
             "tessera-results=tessera_mpi.results.cli:run",
         ],
+        # The pytest plugin: fixtures tessera_mesh, tessera_comm, tessera_results (see docs/pytest.md).
+        "pytest11": ["tessera_mpi = tessera_mpi.pytest_plugin"],
     },
 )

@@ -21,6 +21,7 @@ from mpi4py import MPI
 from ._text import rank_ranges
 from .agree import divergence
 from .errors import DivergenceError
+from .runtime.tracker import tracker
 
 
 def _digest(value: Any) -> bytes:
@@ -44,7 +45,11 @@ def check_call(
     """
     mine = np.frombuffer(_digest(signature) + _digest(local), dtype=np.uint8)
     digests = np.empty((comm.size, 16), dtype=np.uint8)
+    # Tracked as a call of its own: a rank that skipped the collective leaves the others
+    # waiting here, and the roll call must say so.
+    tracker.enter(f"{what} (argument check)")
     comm.Allgather(mine, digests)
+    tracker.leave()
     if (digests == digests[0]).all():
         return
     records = comm.allgather((signature, local))

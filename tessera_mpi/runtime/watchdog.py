@@ -85,6 +85,10 @@ class Watchdog:
         if self.on_timeout is not None:
             self.on_timeout()
             return
+        self.end_job()
+
+    def end_job(self) -> NoReturn:
+        """Hold the roll call, print the diagnosis once and end the job (the default timeout)."""
         from . import context
 
         message = (f"{self.what} did not finish within {self.timeout_s:g} s "

@@ -5,7 +5,7 @@ import time
 import pytest
 from mpi4py import MPI
 
-from conftest import assert_everywhere
+from tessera_mpi.testing import assert_all
 from tessera_mpi.agree import AgreementTimeout, agree, agree_equal
 from tessera_mpi.errors import DivergenceError
 
@@ -13,7 +13,7 @@ from tessera_mpi.errors import DivergenceError
 @pytest.mark.mpi(min_size=4)
 def test_everyone_ok(world):
     verdict = agree(world, True)
-    assert_everywhere(verdict.ok and verdict.failing == () and verdict.level == 0)
+    assert_all(verdict.ok and verdict.failing == () and verdict.level == 0)
 
 
 @pytest.mark.mpi(min_size=4)
@@ -21,16 +21,16 @@ def test_failures_are_named_with_their_messages(world):
     bad = world.rank in (1, 3)
     verdict = agree(world, not bad, f"rank {world.rank} broke", severity=2 if world.rank == 3 else 1)
     same = world.allgather((verdict.ok, verdict.failing, dict(verdict.messages), verdict.level))
-    assert_everywhere(all(s == same[0] for s in same), "the verdict differs between ranks")
-    assert_everywhere(verdict.failing == (1, 3) and verdict.level == 2)
-    assert_everywhere(verdict.messages == {1: "rank 1 broke", 3: "rank 3 broke"})
-    assert_everywhere(verdict.summary() == "rank 1: rank 1 broke\nrank 3: rank 3 broke", verdict.summary())
+    assert_all(all(s == same[0] for s in same), "the verdict differs between ranks")
+    assert_all(verdict.failing == (1, 3) and verdict.level == 2)
+    assert_all(verdict.messages == {1: "rank 1 broke", 3: "rank 3 broke"})
+    assert_all(verdict.summary() == "rank 1: rank 1 broke\nrank 3: rank 3 broke", verdict.summary())
 
 
 @pytest.mark.mpi(min_size=4)
 def test_same_messages_are_grouped(world):
     verdict = agree(world, world.rank == 0, "disk full")
-    assert_everywhere(verdict.summary() == f"ranks 1-{world.size - 1}: disk full", verdict.summary())
+    assert_all(verdict.summary() == f"ranks 1-{world.size - 1}: disk full", verdict.summary())
 
 
 @pytest.mark.mpi(min_size=4)
@@ -46,7 +46,7 @@ def test_timeout_when_a_rank_is_late(world):
         except AgreementTimeout:
             timed_out = True
     world.Barrier()
-    assert_everywhere(timed_out == (world.rank != 0))
+    assert_all(timed_out == (world.rank != 0))
 
 
 @pytest.mark.mpi(min_size=4)

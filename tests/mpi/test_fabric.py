@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import assert_everywhere
+from tessera_mpi.testing import assert_all
 from tessera_mpi import dist, op, profile, runtime
 from tessera_mpi.busbw import bus_factor
 from tessera_mpi.p2p import Buffers, exchange_window, receive_window, send_window
@@ -20,7 +20,7 @@ def test_every_collective_and_variant_is_verified_and_timed(world, collective):
             same = world.allgather((m.timing.iterations, m.size_bytes, round(m.timing.t_max, 12)))
             ok = (m.wrong == 0 and m.timing.iterations >= 2 and all(s == same[0] for s in same)
                   and m.busbw_gbps == pytest.approx(m.algbw_gbps * bus_factor(collective, world.size)))
-            assert_everywhere(ok, f"{collective} in_place={in_place} size={size}: wrong={m.wrong_by_rank}")
+            assert_all(ok, f"{collective} in_place={in_place} size={size}: wrong={m.wrong_by_rank}")
 
 
 @pytest.mark.mpi(min_size=4)
@@ -37,7 +37,7 @@ def test_verification_counts_wrong_elements_on_the_rank_that_has_them(world):
 
     k.expected = planted
     wrong = verify(k, world, rt.backend.xp)
-    assert_everywhere(wrong == (0, 0, 1, 0), f"{wrong}")
+    assert_all(wrong == (0, 0, 1, 0), f"{wrong}")
 
 
 @pytest.mark.mpi(min_size=4)
@@ -52,11 +52,11 @@ def test_profile_session_records_op_calls(world):
         figures = outer.report(show=False)
     names = [(f.name, f.size_bytes, f.calls, f.participants) for f in figures]
     expected = [("all_reduce", 64 * 16 * 4, 2, world.size), ("all_gather", 64 * 16 * 4, 1, world.size)]
-    assert_everywhere(names == expected and len(inner.records) == 2, f"{names}")
+    assert_all(names == expected and len(inner.records) == 2, f"{names}")
     everywhere = world.allgather([(f.time_us_max, f.busbw_GBps) for f in figures])
-    assert_everywhere(all(e == everywhere[0] for e in everywhere), "the report differs between ranks")
+    assert_all(all(e == everywhere[0] for e in everywhere), "the report differs between ranks")
     f = figures[0]
-    assert_everywhere(f.busbw_GBps == pytest.approx(f.algbw_GBps * 2 * (world.size - 1) / world.size))
+    assert_all(f.busbw_GBps == pytest.approx(f.algbw_GBps * 2 * (world.size - 1) / world.size))
 
 
 @pytest.mark.mpi(min_size=4)
@@ -70,4 +70,4 @@ def test_point_to_point_windows_deliver_the_sender_pattern(world):
     else:
         seconds, wrong = 1.0, receive_window(world, rt, buffers, peer)
     both, bad = exchange_window(world, rt, buffers, peer)
-    assert_everywhere(seconds > 0 and both > 0 and wrong == 0 and bad == 0)
+    assert_all(seconds > 0 and both > 0 and wrong == 0 and bad == 0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import assert_everywhere
+from tessera_mpi.testing import assert_all
 from tessera_mpi import dist, op
 from tessera_mpi.errors import AxisError, DivergenceError, LayoutError
 from tessera_mpi.exact_reference import reference_sums
@@ -30,10 +30,10 @@ def test_reductions_over_the_mesh_and_one_axis(mesh, name, combine):
     x = dist.tensor(rank_data(mesh.rank), mesh=mesh)
     everyone = np.stack([rank_data(r) for r in range(4)])
     y = op.all_reduce(x, name)
-    assert_everywhere(np.allclose(y.numpy(), combine(everyone, axis=0)) and y.layout == x.layout, name)
+    assert_all(np.allclose(y.numpy(), combine(everyone, axis=0)) and y.layout == x.layout, name)
     group = mesh.group_ranks("dp", mesh.rank)
     z = op.all_reduce(x, name, axis="dp")
-    assert_everywhere(np.allclose(z.numpy(), combine(everyone[list(group)], axis=0)), f"{name} over dp")
+    assert_all(np.allclose(z.numpy(), combine(everyone[list(group)], axis=0)), f"{name} over dp")
 
 
 @pytest.mark.mpi(min_size=4)
@@ -47,7 +47,7 @@ def test_deterministic_sum_is_the_exact_sum_whatever_the_algorithm(mesh, dtype, 
                for alg in ("auto", "digits", "alltoall")}
     same = all(bits(r) == bits(results["digits"]) for r in results.values())
     exact = want is None or bits(results["digits"]) == bits(want)
-    assert_everywhere(same and exact, f"{dtype.__name__} n={count}: same={same} exact={exact}")
+    assert_all(same and exact, f"{dtype.__name__} n={count}: same={same} exact={exact}")
 
 
 @pytest.mark.mpi(min_size=4)
@@ -60,7 +60,7 @@ def test_adversarial_sums_and_rank_permutations(mesh, dtype):
         x = dist.tensor(matrix[perm[mesh.rank]], mesh=mesh)
         for alg in ("digits", "alltoall"):
             outcomes.append(bits(op.all_reduce(x, "sum", deterministic=True, algorithm=alg).numpy()))
-    assert_everywhere(all(o == bits(want) for o in outcomes), "adversarial sums differ from the exact reference")
+    assert_all(all(o == bits(want) for o in outcomes), "adversarial sums differ from the exact reference")
 
 
 @pytest.mark.mpi(min_size=4)
@@ -74,7 +74,7 @@ def test_deterministic_avg_prod_and_per_axis(mesh):
     p = op.all_reduce(x, "prod", deterministic=True).numpy()
     ordered = everyone[0] * everyone[1] * everyone[2] * everyone[3]
     ok = bits(s) == bits(total) and bits(a) == bits(total / np.float32(2)) and bits(p) == bits(ordered)
-    assert_everywhere(ok and a.dtype == np.float32)
+    assert_all(ok and a.dtype == np.float32)
 
 
 @pytest.mark.mpi(min_size=4)
@@ -87,7 +87,7 @@ def test_out_and_in_place(mesh):
     op.all_reduce(x, "sum", deterministic=True, algorithm="alltoall", out=det_out)
     op.all_reduce(x, "sum", out=x)
     ok = returned is y and np.array_equal(y.numpy(), total) and np.array_equal(x.numpy(), total)
-    assert_everywhere(ok and np.array_equal(det_out.numpy(), total))
+    assert_all(ok and np.array_equal(det_out.numpy(), total))
 
 
 @pytest.mark.mpi(min_size=4)
@@ -99,12 +99,12 @@ def test_all_gather_uneven_and_per_axis(mesh):
     ok = (np.array_equal(g.numpy(), whole) and g.layout == dist.Replicate() and g.sharding_valid()
           and rows.layout == dist.ShardSpec(("row",), ("tp",)) and np.array_equal(rows.numpy(), whole[rows.index])
           and rows.sharding_valid())
-    assert_everywhere(ok, f"{g.layout} {rows.layout}")
+    assert_all(ok, f"{g.layout} {rows.layout}")
     nested = dist.tensor((9, 2), layout=dist.ShardSpec(("row", "row"), ("tp", "dp")), mesh=mesh)
     with pytest.raises(LayoutError, match="inner axes"):
         op.all_gather(nested, axis="tp")
     inner = op.all_gather(nested, axis="dp")
-    assert_everywhere(np.array_equal(inner.numpy(), dist.tensor((9, 2), mesh=mesh).numpy()[inner.index]))
+    assert_all(np.array_equal(inner.numpy(), dist.tensor((9, 2), mesh=mesh).numpy()[inner.index]))
 
 
 @pytest.mark.mpi(min_size=4)
@@ -117,7 +117,7 @@ def test_reduce_scatter(mesh, deterministic, dim):
     total = sum(rank_data(r, (5, 7)) for r in group)
     ok = (s.layout == dist.ShardSpec((dim,), ("dp",)) and np.array_equal(s.numpy(), total[s.index])
           and s.local_shape[dim] == ((3, 2) if dim == 0 else (4, 3))[mesh.coords[1]])
-    assert_everywhere(ok, f"{s.layout} {s.index} {s.local_shape}")
+    assert_all(ok, f"{s.layout} {s.index} {s.local_shape}")
 
 
 @pytest.mark.mpi(min_size=4)
@@ -138,7 +138,7 @@ def test_broadcast_all_to_all_shift_send_recv(mesh):
     else:
         got = op.recv(x, axis="dp", source=0)
     ok &= np.array_equal(got.numpy(), rank_data(mesh.rank_of((mesh.coords[0], 0))))
-    assert_everywhere(ok)
+    assert_all(ok)
 
 
 @pytest.mark.mpi(min_size=4)

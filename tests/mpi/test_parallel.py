@@ -5,7 +5,7 @@ background load runs beside collectives and stops on every rank together."""
 import numpy as np
 import pytest
 
-from conftest import assert_everywhere
+from tessera_mpi.testing import assert_all
 from tessera_mpi import dist, op
 from tessera_mpi.load import BackgroundLoad, LoadError
 from tessera_mpi.parallel import Grid, Plan, PlantedFault, validate
@@ -26,8 +26,8 @@ def run(axes, shape, *, steps=2, fault=None):
     (("tp", "pp", "dp"), (1, 2, 2))])
 def test_every_layout_agrees_with_the_reference(axes, shape):
     _, v = run(axes, shape)
-    assert_everywhere(not v.failures and v.replicas_identical.all(), str(v.failures))
-    assert_everywhere(np.abs(v.losses - v.reference_losses).max() <= 1e-5 * v.reference_losses.max(),
+    assert_all(not v.failures and v.replicas_identical.all(), str(v.failures))
+    assert_all(np.abs(v.losses - v.reference_losses).max() <= 1e-5 * v.reference_losses.max(),
                       f"{v.losses} vs {v.reference_losses}")
 
 
@@ -42,7 +42,7 @@ def test_a_wrong_shard_is_caught_on_the_rank_that_holds_it():
     failing = _ranks_saying(mesh, v.failures, "step 0:")
     shard = _ranks_saying(mesh, v.failures, "step 0:", "shard (rel err")
     replicas = _ranks_saying(mesh, v.failures, "dp replicas hold different weights after step 0")
-    assert_everywhere(failing == [0, 1, 2, 3] and shard == [3] and replicas == [2, 3],
+    assert_all(failing == [0, 1, 2, 3] and shard == [3] and replicas == [2, 3],
                       f"failing {failing}, shard {shard}, replicas {replicas}")
 
 
@@ -52,7 +52,7 @@ def test_a_dropped_micro_batch_is_caught_on_the_rank_that_lost_it():
     step0 = _ranks_saying(mesh, v.failures, "step 0:")
     gradient = _ranks_saying(mesh, v.failures, "step 0:", "gradient (rel err")
     later = _ranks_saying(mesh, v.failures, "step 1:")
-    assert_everywhere(step0 == [0, 1] and gradient == [1] and later == [2, 3],
+    assert_all(step0 == [0, 1] and gradient == [1] and later == [2, 3],
                       f"step 0 {step0}, gradient {gradient}, step 1 {later}")
 
 
@@ -69,7 +69,7 @@ def test_traffic_counts_follow_from_the_layout(axes):
     got = {a: (c.calls, c.bytes) for a, c in counts.items()}
     want = {"tp": (tp_calls, tp_calls * message), "pp": (micro, micro * message),
             "dp": (int(dp_bytes > 0), dp_bytes)}
-    assert_everywhere(got == want, f"{got} != {want}")
+    assert_all(got == want, f"{got} != {want}")
 
 
 @pytest.mark.mpi(min_size=4)
@@ -90,7 +90,7 @@ def test_background_load_runs_beside_collectives_and_stops_together():
         load.stop()
     iterations = mesh.comm.allgather(total.iterations)
     same = all(b == quiet for b in loaded + [paused])
-    assert_everywhere(same and len(set(iterations)) == 1 and total.iterations >= 2 and not load.running,
+    assert_all(same and len(set(iterations)) == 1 and total.iterations >= 2 and not load.running,
                       f"same bits {same}, iterations {iterations}")
-    assert_everywhere(total.bytes == total.iterations * 4096 and total.seconds > 0)
-    assert_everywhere(total.since(start) == total and start.iterations == 0)
+    assert_all(total.bytes == total.iterations * 4096 and total.seconds > 0)
+    assert_all(total.since(start) == total and start.iterations == 0)
