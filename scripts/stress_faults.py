@@ -38,10 +38,14 @@ def once(mpirun: str, ranks: int, mode: str, scenario: str, timeout: float) -> t
         # What each process was doing when the run was declared hung: the first clue to why.
         tree = subprocess.run(["ps", "-o", "pid,pgid,stat,wchan:20,etime,args", "-s", str(proc.pid)],
                               capture_output=True, text=True, timeout=10).stdout
+        # Open MPI's launcher was seen stuck after every rank had left: tell that apart from ranks
+        # that did not end (the framework's failure).
+        alive = [line for line in tree.splitlines()[1:] if line.split()[0] != str(proc.pid) and " Z " not in line]
+        kind = "hang" if alive else "launcher"
         kill_session(proc.pid)
         out, _ = proc.communicate()
-        print(f"--- hang: {' '.join(command)}\n{tree}--- its output:\n{out[-3000:]}\n---", flush=True)
-        return "hang", time.monotonic() - start
+        print(f"--- {kind}: {' '.join(command)}\n{tree}--- its output:\n{out[-3000:]}\n---", flush=True)
+        return kind, time.monotonic() - start
     took = time.monotonic() - start
     if scenario == "hang":
         ok = proc.returncode != 0 and "never reached collective" in out
@@ -62,13 +66,14 @@ def main() -> None:
     if not Path(mpirun).exists():
         mpirun = shutil.which("mpirun") or sys.exit("no mpirun found")
     print(f"{args.runs} runs per scenario and mode at {args.ranks} ranks, timeout {args.timeout:g} s")
-    print(f"{'scenario':<12}{'mode':<11}{'ok':>4}{'failed':>8}{'hangs':>7}{'median s':>10}{'max s':>7}")
+    print("hangs: ranks still running at the timeout; launcher: every rank had left, mpirun had not")
+    print(f"{'scenario':<12}{'mode':<11}{'ok':>4}{'failed':>8}{'hangs':>7}{'launcher':>10}{'median s':>10}{'max s':>7}")
     for scenario in args.scenarios.split(","):
         for mode in args.modes.split(","):
             results = [once(mpirun, args.ranks, mode, scenario, args.timeout) for _ in range(args.runs)]
             times = sorted(t for _, t in results)
-            counts = {k: sum(1 for r, _ in results if r == k) for k in ("ok", "failed", "hang")}
-            print(f"{scenario:<12}{mode:<11}{counts['ok']:>4}{counts['failed']:>8}{counts['hang']:>7}"
+            counts = {k: sum(1 for r, _ in results if r == k) for k in ("ok", "failed", "hang", "launcher")}
+            print(f"{scenario:<12}{mode:<11}{counts['ok']:>4}{counts['failed']:>8}{counts['hang']:>7}{counts['launcher']:>10}"
                   f"{times[len(times) // 2]:>10.1f}{times[-1]:>7.1f}", flush=True)
 
 
