@@ -10,7 +10,7 @@ from .summary import RunSummary, _plain
 
 SUITE_NAME = "tessera_mpi.suite"
 PROPERTIES = ("world_size", "final_world_size", "mesh_shape", "mesh_axes", "launcher", "backend",
-              "tessera_mpi_version", "git_commit", "slurm_job_id", "slurm_step_id", "slurm_nodelist")
+              "tessera_mpi_version", "git_commit", "slurm_job_id", "slurm_step_id", "slurm_nodelist", "slurm_partition", "slurm_cluster")
 """Root attributes copied into <properties> (those present)."""
 
 

@@ -63,7 +63,7 @@ def root_attrs(rt: Runtime, mesh: Mesh, created: datetime) -> dict[str, Any]:
     commit = git_commit()
     if commit:
         attrs["git_commit"] = commit
-    for key in ("slurm_job_id", "slurm_step_id", "slurm_nodelist"):
+    for key in ("slurm_job_id", "slurm_step_id", "slurm_nodelist", "slurm_partition", "slurm_cluster"):
         value = getattr(rt.launch, key)
         if value:
             attrs[key] = value

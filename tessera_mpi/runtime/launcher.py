@@ -20,6 +20,8 @@ class LaunchInfo:
     slurm_job_id: str | None = None
     slurm_step_id: str | None = None
     slurm_nodelist: str | None = None
+    slurm_partition: str | None = None
+    slurm_cluster: str | None = None
 
     def describe(self) -> str:
         """Return e.g. "srun (Slurm job 1234 step 0 on gpu[01-18])"."""
@@ -65,4 +67,6 @@ def detect_launcher(env: Mapping[str, str] | None = None) -> LaunchInfo:
         slurm_job_id=env.get("SLURM_JOB_ID"),
         slurm_step_id=env.get("SLURM_STEP_ID"),
         slurm_nodelist=env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST"),
+        slurm_partition=env.get("SLURM_JOB_PARTITION"),
+        slurm_cluster=env.get("SLURM_CLUSTER_NAME"),
     )

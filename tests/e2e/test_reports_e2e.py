@@ -17,7 +17,7 @@ def test_reports_and_a_baseline_regression(tmp_path):
     base = tmp_path / "base.h5"
     done = mpirun(4, "-m", "tessera_mpi.suite", "--tests", "mesh,determinism,bandwidth", "--quick",
                   "--out", str(base), "--junit", str(tmp_path / "base.xml"), "--json", str(tmp_path / "base.json"),
-                  timeout=300)
+                  timeout=300, env={"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[01-18]"})
     assert done.returncode == 0, done.stdout + done.stderr
     suite, cases = _cases(tmp_path / "base.xml")
     assert list(cases) == ["mesh", "determinism", "bandwidth"]
@@ -27,6 +27,10 @@ def test_reports_and_a_baseline_regression(tmp_path):
     assert summary["complete"] and summary["passed"] and summary["exit_code"] == 0
     assert [c["name"] for c in summary["checks"]] == ["mesh", "determinism", "bandwidth"]
     assert summary["provenance"]["world_size"] == 4 and summary["results_file"] == str(base)
+    # mpirun inside a Slurm allocation: the job is recorded in the provenance and the JUnit properties.
+    assert summary["provenance"]["slurm_job_id"] == "4242"
+    assert summary["provenance"]["launcher"] == "mpirun (Slurm job 4242 on gpu[01-18])"
+    assert {p.get("name"): p.get("value") for p in suite.find("properties")}["slurm_nodelist"] == "gpu[01-18]"
 
     # The same workload compared with itself: identical digests, status unchanged.
     same = mpirun(4, "-m", "tessera_mpi.suite", "--tests", "mesh,determinism", "--quick",

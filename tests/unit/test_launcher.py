@@ -17,8 +17,10 @@ def test_mpirun_inside_a_slurm_allocation():
 
 def test_srun():
     info = detect_launcher({"SLURM_PROCID": "17", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0",
-                            "SLURM_JOB_ID": "1234", "SLURM_NODELIST": "gpu[01-18]"})
+                            "SLURM_JOB_ID": "1234", "SLURM_NODELIST": "gpu[01-18]",
+                            "SLURM_JOB_PARTITION": "nvl72", "SLURM_CLUSTER_NAME": "rack7"})
     assert (info.launcher, info.env_rank, info.env_local_rank) == ("srun", 17, 1)
+    assert (info.slurm_partition, info.slurm_cluster) == ("nvl72", "rack7")
     assert info.describe() == "srun (Slurm job 1234 step 0 on gpu[01-18])"
 
 
