@@ -18,7 +18,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 
-.PHONY: suite test test-unit test-mpi test-e2e install clean
+.PHONY: suite plot test test-unit test-mpi test-e2e install clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ install: $(STAMP)
 
 suite: $(STAMP)
 	$(MPIRUN) $(MPIRUN_FLAGS) -n $(NP) $(BIN)/python -m tessera_mpi.suite $(SUITE_ARGS)
+
+# Plots of the newest results file (or RESULTS=path/to/file.h5) into results/plots/.
+RESULTS ?= $(shell ls -t results/*.h5 2>/dev/null | head -1)
+plot: $(STAMP)
+	@test -n "$(RESULTS)" || { echo "no results file in results/: run make suite first" >&2; exit 2; }
+	$(BIN)/python scripts/plot_bandwidth.py $(RESULTS) -o results/plots
 
 test: test-unit test-mpi test-e2e
 
