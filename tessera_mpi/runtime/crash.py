@@ -25,6 +25,8 @@ DEFAULT_GRACE_S = 5.0
 """How long a failing rank waits to learn whether every rank failed before it aborts the job."""
 EXIT_STAGGER_S = 0.05
 """With fault tolerance, ranks that leave non-zero without agreeing leave this much apart, by rank."""
+SPEAKER_DELAY_S = 0.5
+"""With fault tolerance, the rank carrying a non-zero code leaves this long after the others."""
 
 
 def _whoami() -> str:
@@ -70,7 +72,8 @@ def exit_now(code: int, *, speaker: bool | None = None) -> NoReturn:
     left when several left non-zero at the same moment (5 of 30 runs; 0 of 30 when only one did,
     or when they left 50 ms apart). So where the ranks agree on the code, one `speaker` carries
     it and the others leave with 0 (mpirun's status is then the speaker's); where they cannot
-    agree (`speaker` None), each leaves EXIT_STAGGER_S x its rank later.
+    agree (`speaker` None), each leaves EXIT_STAGGER_S x its rank later. The speaker leaves last,
+    so that the launcher handles one abnormal exit with no rank left to tell of it.
     """
     leave(code)
     sys.stdout.flush()
@@ -78,7 +81,9 @@ def exit_now(code: int, *, speaker: bool | None = None) -> NoReturn:
     if code and _fault_tolerant():
         if speaker is None:
             time.sleep(EXIT_STAGGER_S * MPI.COMM_WORLD.rank)
-        elif not speaker:
+        elif speaker:
+            time.sleep(SPEAKER_DELAY_S)
+        else:
             code = 0
     os._exit(code)
 

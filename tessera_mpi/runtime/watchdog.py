@@ -23,7 +23,8 @@ LEAVE_DELAY_S = 2.0
 """After a diagnosed hang, ranks other than the reporting one leave this much later, so the
 report is printed before the launcher sees them go."""
 SETTLE_S = 1.0
-"""With fault tolerance, the reporting rank leaves this long after killing the silent ranks."""
+"""With fault tolerance, the ranks other than the reporting one leave this long after killing
+the silent ranks; the reporting rank, which carries the non-zero code, leaves last."""
 
 STAGGER_S = 2.0
 """Ranks other than 0 fire this much later, so a live rank 0 usually speaks for the job alone."""
@@ -55,7 +56,7 @@ def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code:
                 os.kill(where.pid, signal.SIGKILL)
             except OSError:
                 pass
-    time.sleep(SETTLE_S if lowest else LEAVE_DELAY_S)
+    time.sleep(LEAVE_DELAY_S if lowest else SETTLE_S)
     exit_now(code, speaker=lowest)
 
 
