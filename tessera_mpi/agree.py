@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ import numpy as np
 from mpi4py import MPI
 
 from ._text import rank_ranges
+from ._wait import wait_for
 from .errors import DivergenceError, TesseraError
 
 MAX_MESSAGE = 2000
@@ -59,20 +59,6 @@ class Verdict:
         return "\n".join(lines)
 
 
-def _wait(request: MPI.Request, deadline: float | None) -> bool:
-    """Wait for `request` until `deadline` (time.monotonic()); return whether it completed."""
-    if deadline is None:
-        request.Wait()
-        return True
-    pause = 1e-5
-    while not request.Test():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(pause)
-        pause = min(pause * 2, 5e-3)
-    return True
-
-
 def agree(
     comm: MPI.Intracomm,
     ok: bool,
@@ -93,8 +79,9 @@ def agree(
         raise ValueError(f"severity must be in 1..127, got {severity}")
     flags = np.zeros(comm.size, dtype=np.int8)
     request = comm.Iallgather(np.array([0 if ok else severity], dtype=np.int8), flags)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    if not _wait(request, deadline):
+    if timeout is None:
+        request.Wait()
+    elif not wait_for(request, timeout):
         raise AgreementTimeout(
             f"not every rank of {comm.size} reached the agreement within {timeout:g} s"
         )

@@ -11,6 +11,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import runtime
+from .._wait import wait_for
 from ..errors import DeviceLostError
 from ..runtime.ft import FAILURE_CLASSES
 
@@ -45,10 +46,7 @@ def _learn_failed(comm: MPI.Comm) -> tuple[int, ...]:
     """
     try:
         comm.Ack_failed()
-        request = comm.Iagree(np.ones(1, dtype=np.intc))
-        deadline = time.monotonic() + AGREE_S
-        while not request.Test() and time.monotonic() < deadline:
-            time.sleep(0.001)
+        wait_for(comm.Iagree(np.ones(1, dtype=np.intc)), AGREE_S)
     except MPI.Exception:
         pass
     comm.Ack_failed()

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from .._wait import wait_for
 from ..agree import agree
 from ..errors import ConfigError
 from .backend import ArrayBackend, select_backend
@@ -249,12 +250,8 @@ def _highest(comm: MPI.Intracomm, code: int, grace: float) -> int | None:
     """Return the highest `code` over `comm`, or None if not every rank gave one within `grace`."""
     mine, highest = np.array([code], dtype=np.int32), np.zeros(1, dtype=np.int32)
     try:
-        request = comm.Iallreduce(mine, highest, op=MPI.MAX)
-        deadline = time.monotonic() + grace
-        while not request.Test():
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.005)
+        if not wait_for(comm.Iallreduce(mine, highest, op=MPI.MAX), grace):
+            return None
     except MPI.Exception:
         return None
     return int(highest[0])

@@ -19,6 +19,7 @@ from typing import NoReturn
 from mpi4py import MPI
 
 from .._text import rank_ranges
+from .._wait import wait_for
 
 GRACE_ENV = "TESSERA_ERROR_GRACE"
 DEFAULT_GRACE_S = 5.0
@@ -128,15 +129,9 @@ def grace_seconds() -> float:
 def _all_failed(comm: MPI.Intracomm, grace: float) -> bool:
     """Return whether every rank of `comm` reached this point within `grace` seconds."""
     try:
-        request = comm.Ibarrier()
-        deadline = time.monotonic() + grace
-        while not request.Test():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
+        return wait_for(comm.Ibarrier(), grace)
     except MPI.Exception:
         return False  # a member failed (fault tolerance on): certainly not everyone is here
-    return True
 
 
 def _hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
