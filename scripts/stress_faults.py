@@ -51,7 +51,12 @@ def once(mpirun: str, ranks: int, mode: str, scenario: str, timeout: float) -> t
         ok = proc.returncode != 0 and "never reached collective" in out
     else:
         ok = proc.returncode == 0 and "ok=True" in out
-    return ("ok" if ok else "failed"), took
+    kind = "ok" if ok else "failed"
+    if not ok and "RESULT" not in out and "tessera_mpi" not in out:
+        kind = "start"  # mpirun failed before any rank ran (seen: "PMIx server's listener thread failed")
+    if not ok:
+        print(f"--- {kind} (exit {proc.returncode}): {' '.join(command)}\n{out[-3000:]}\n---", flush=True)
+    return kind, took
 
 
 def main() -> None:
@@ -66,14 +71,15 @@ def main() -> None:
     if not Path(mpirun).exists():
         mpirun = shutil.which("mpirun") or sys.exit("no mpirun found")
     print(f"{args.runs} runs per scenario and mode at {args.ranks} ranks, timeout {args.timeout:g} s")
-    print("hangs: ranks still running at the timeout; launcher: every rank had left, mpirun had not")
-    print(f"{'scenario':<12}{'mode':<11}{'ok':>4}{'failed':>8}{'hangs':>7}{'launcher':>10}{'median s':>10}{'max s':>7}")
+    print("hangs: ranks still running at the timeout; launcher: every rank had left, mpirun had not;\n"
+          "no start: mpirun failed before any rank ran")
+    print(f"{'scenario':<12}{'mode':<11}{'ok':>4}{'failed':>8}{'hangs':>7}{'launcher':>10}{'no start':>10}{'median s':>10}{'max s':>7}")
     for scenario in args.scenarios.split(","):
         for mode in args.modes.split(","):
             results = [once(mpirun, args.ranks, mode, scenario, args.timeout) for _ in range(args.runs)]
             times = sorted(t for _, t in results)
-            counts = {k: sum(1 for r, _ in results if r == k) for k in ("ok", "failed", "hang", "launcher")}
-            print(f"{scenario:<12}{mode:<11}{counts['ok']:>4}{counts['failed']:>8}{counts['hang']:>7}{counts['launcher']:>10}"
+            counts = {k: sum(1 for r, _ in results if r == k) for k in ("ok", "failed", "hang", "launcher", "start")}
+            print(f"{scenario:<12}{mode:<11}{counts['ok']:>4}{counts['failed']:>8}{counts['hang']:>7}{counts['launcher']:>10}{counts['start']:>10}"
                   f"{times[len(times) // 2]:>10.1f}{times[-1]:>7.1f}", flush=True)
 
 
