@@ -43,6 +43,7 @@ from mpi4py import MPI
 from .. import runtime
 from .._text import rank_ranges
 from ..errors import DeviceLostError
+from ..runtime.crash import exit_now
 from ..runtime.rollcall import diagnose, roll_call
 from ..runtime.tracker import tracker
 from ..runtime.watchdog import Watchdog, end_after_roll_call
@@ -89,6 +90,9 @@ class Injection:
             sys.stdout.flush()
             if plan.stall_s is None:
                 os.kill(os.getpid(), signal.SIGSTOP)
+                # Continued: the others diagnosed the hang and are ending the job. Leave
+                # quietly; a stopped process killed outright was seen to leave mpirun hanging.
+                exit_now(0, speaker=False)
             time.sleep(plan.stall_s)
 
     def _drop(self, name: str) -> None:

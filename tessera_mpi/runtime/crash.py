@@ -26,8 +26,6 @@ DEFAULT_GRACE_S = 5.0
 """How long a failing rank waits to learn whether every rank failed before it aborts the job."""
 EXIT_STAGGER_S = 0.05
 """With fault tolerance, ranks that leave non-zero without agreeing leave this much apart, by rank."""
-SPEAKER_DELAY_S = 0.5
-"""With fault tolerance, the rank carrying a non-zero code leaves this long after the others."""
 
 
 def _whoami() -> str:
@@ -39,24 +37,24 @@ def _whoami() -> str:
     return f"rank {rt.rank} ({rt.placement})"
 
 
-_leaving: list[int] = []
-"""The exit code, once this rank is on its way out of a job that is ending (see `leave`)."""
+_leaving: list[tuple[int, bool | None]] = []
+"""(exit code, speaker) once this rank is on its way out of a job that is ending (see `leave`)."""
 
 
-def leave(code: int) -> None:
-    """Mark this rank as leaving with `code`: from now on an exception or a normal end of the
-    main thread exits at once instead of reporting again or entering MPI_Finalize, which can hang
-    while other ranks are dead or stopped (and would stop the thread that is ending the job)."""
+def leave(code: int, *, speaker: bool | None = None) -> None:
+    """Mark this rank as leaving with `code` (`speaker` as in `exit_now`): from now on an
+    exception or a normal end of the main thread exits at once, by the same rule, instead of
+    reporting again or entering MPI_Finalize, which can hang while other ranks are dead or
+    stopped (and would stop the thread that is ending the job)."""
     if not _leaving:
-        _leaving.append(code)
+        _leaving.append((code, speaker))
 
 
 def leave_if_leaving() -> None:
     """Exit now if `leave` was called; otherwise return."""
     if _leaving:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_leaving[0])
+        code, speaker = _leaving[0]
+        exit_now(code, speaker=speaker)
 
 
 def _fault_tolerant() -> bool:
@@ -73,18 +71,15 @@ def exit_now(code: int, *, speaker: bool | None = None) -> NoReturn:
     left when several left non-zero at the same moment (5 of 30 runs; 0 of 30 when only one did,
     or when they left 50 ms apart). So where the ranks agree on the code, one `speaker` carries
     it and the others leave with 0 (mpirun's status is then the speaker's); where they cannot
-    agree (`speaker` None), each leaves EXIT_STAGGER_S x its rank later. The speaker leaves last,
-    so that the launcher handles one abnormal exit with no rank left to tell of it.
+    agree (`speaker` None), each leaves EXIT_STAGGER_S x its rank later.
     """
-    leave(code)
+    leave(code, speaker=speaker)
     sys.stdout.flush()
     sys.stderr.flush()
     if code and _fault_tolerant():
         if speaker is None:
             time.sleep(EXIT_STAGGER_S * MPI.COMM_WORLD.rank)
-        elif speaker:
-            time.sleep(SPEAKER_DELAY_S)
-        else:
+        elif not speaker:
             code = 0
     os._exit(code)
 

@@ -23,11 +23,22 @@ LEAVE_DELAY_S = 2.0
 """After a diagnosed hang, ranks other than the reporting one leave this much later, so the
 report is printed before the launcher sees them go."""
 SETTLE_S = 1.0
-"""With fault tolerance, the ranks other than the reporting one leave this long after killing
-the silent ranks; the reporting rank, which carries the non-zero code, leaves last."""
+"""With fault tolerance, the reporting rank, which carries the non-zero code, leaves this long
+after killing the silent ranks; the others leave LEAVE_DELAY_S after."""
+
+CONTINUE_S = 0.5
+"""How long a continued silent rank has to leave by itself before it is killed."""
 
 STAGGER_S = 2.0
 """Ranks other than 0 fire this much later, so a live rank 0 usually speaks for the job alone."""
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
 
 
 def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code: int = 1) -> NoReturn:
@@ -39,9 +50,11 @@ def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code:
     """
     from . import context
 
-    leave(code)
-    rt = context.current()
     lowest = me == min(answers)
+    rt = context.current()
+    # The main thread may raise (its collective fails once the silent ranks are killed) and
+    # exit first: by the same rule, so that one rank carries the code.
+    leave(code, speaker=lowest if rt is not None and rt.ft.real else None)
     if rt is None or not rt.ft.real:
         if lowest:
             fatal(message, code=code)
@@ -50,13 +63,15 @@ def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code:
     if lowest:
         report(message)
     mine = rt.placements[me].host
-    for rank, where in enumerate(rt.placements):
-        if rank not in answers and where.host == mine and where.pid:
-            try:
-                os.kill(where.pid, signal.SIGKILL)
-            except OSError:
-                pass
-    time.sleep(LEAVE_DELAY_S if lowest else SETTLE_S)
+    silent = [where.pid for rank, where in enumerate(rt.placements)
+              if rank not in answers and where.host == mine and where.pid]
+    # A stopped process is first continued (a planned hang then leaves by itself), and
+    # killed only if it is still there: a stopped process killed outright was seen to leave
+    # mpirun hanging after every rank had gone.
+    _signal(silent, signal.SIGCONT)
+    time.sleep(CONTINUE_S)
+    _signal(silent, signal.SIGKILL)
+    time.sleep(SETTLE_S if lowest else LEAVE_DELAY_S)
     exit_now(code, speaker=lowest)
 
 
