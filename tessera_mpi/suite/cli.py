@@ -146,11 +146,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     records = [combine(h) for h in history]
     ok = all(r.status in ("passed", "skipped") for r in records)
     with runtime.Watchdog(options.timeout_s, "the end of the suite (baseline comparison and reports)"):
-        regressions = _finish(session, records, history, elapsed_s=MPI.Wtime() - start, ok=ok)
+        regressions = _finish(session, history, elapsed_s=MPI.Wtime() - start, ok=ok)
     return EXIT_PASSED if ok and not regressions else EXIT_FAILED
 
 
-def _finish(session: Session, records: list, history: list, *, elapsed_s: float, ok: bool) -> int:
+def _finish(session: Session, history: list, *, elapsed_s: float, ok: bool) -> int:
     """Compare with the baseline and write the summary and reports (collective); return the
     number of baseline regressions, the same on every rank."""
     options, writer = session.options, session.writer
@@ -168,7 +168,10 @@ def _finish(session: Session, records: list, history: list, *, elapsed_s: float,
         if problem:
             console.note(problem)
         regressions = len(comparison.regressions) if comparison is not None else int(bool(problem))
-        console.summary(records, elapsed_s=elapsed_s, results_path=str(writer.path), regressions=regressions)
+        # The file's records, not this rank's: after rank 0 was lost, this rank took the file
+        # over, and its own records of earlier checks hold its local durations and headlines.
+        console.summary(list(writer.checks), elapsed_s=elapsed_s, results_path=str(writer.path),
+                        regressions=regressions)
         code = EXIT_PASSED if ok and not regressions else EXIT_FAILED
         try:
             session.reports.write(writer, complete=True, exit_code=code, comparison=comparison)

@@ -58,6 +58,11 @@ def test_faults_check_at_8_ranks_simulated(tmp_path):
     assert all(r["detected"] and r["verified"] for r in rows.values())
     assert check.attrs["start_ranks"] == 8 and run.attrs["final_world_size"] == check.attrs["end_ranks"]
     assert any("rank 0 of 5" in label for label in run.attrs["lost_ranks"])
+    # The new rank 0 prints the summary from the file it took over: the mesh check's headline
+    # and duration as rank 0 recorded them, not its own.
+    summary = done.stdout.split("check         status")[-1]
+    mesh = run.checks["mesh"]
+    assert f"{mesh.duration_s:>8.2f} s  {mesh.headline}" in summary, summary
 
 
 @pytest.mark.slow
