@@ -75,49 +75,34 @@ def _mpi(rt: Runtime, comm: MPI.Intracomm, name: str, call: Callable[..., None],
     every tessera_mpi collective is wrapped.
 
     `waited[0]` accumulates the seconds spent inside MPI: a straggler, which arrives last,
-    waits least. The timed loop calls the bound function once per iteration, so its host path
-    is as short as it can be: buffers resolved when bound, no staging, one frame.
+    waits least. The timed loop calls the bound function once per iteration: one frame, host
+    buffers resolved when bound.
     """
     staging = rt.staging
     what = f"the {name} sweep"
 
     def bind(send: Any, recv: Any) -> Callable[[], None]:
-        if staging.device:
-            def run() -> None:
-                if hooks.active:
-                    hooks.before(name)
-                tracker.enter(name)
-                entered = MPI.Wtime()
-                try:
+        host_source = MPI.IN_PLACE if send is None else send
+        device = staging.device
+
+        def run() -> None:
+            if hooks.active:
+                hooks.before(name)
+            tracker.enter(name)
+            entered = MPI.Wtime()
+            try:
+                if device:
                     source = staging.send_buffer(send) if send is not None else MPI.IN_PLACE
                     target = staging.send_buffer(recv) if send is None else staging.recv_buffer(recv)
                     call(source, target)
                     staging.finish(target, recv)
-                except MPI.Exception as exc:
-                    raise hooks.lost(exc, comm, what) from exc
-                waited[0] += MPI.Wtime() - entered
-                tracker.leave()
-                if hooks.active:
-                    hooks.after(recv)
-            return run
-        source = MPI.IN_PLACE if send is None else send
-        # Names bound once: each lookup saved is a fraction of a microsecond per iteration,
-        # which several ranks per core multiply (the sweep must time MPI, not Python).
-        active, wtime = hooks.active, MPI.Wtime
-
-        def run() -> None:
-            if active:
-                hooks.before(name)
-            tracker.calls += 1  # tracker.enter(name), inlined
-            tracker.current = name
-            entered = wtime()
-            try:
-                call(source, recv)
+                else:
+                    call(host_source, recv)
             except MPI.Exception as exc:
                 raise hooks.lost(exc, comm, what) from exc
-            waited[0] += wtime() - entered
-            tracker.current = ""
-            if active:
+            waited[0] += MPI.Wtime() - entered
+            tracker.leave()
+            if hooks.active:
                 hooks.after(recv)
         return run
 

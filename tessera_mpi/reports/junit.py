@@ -6,7 +6,8 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
-from .summary import RunSummary, _plain
+from ..results.reader import plain
+from .summary import RunSummary
 
 SUITE_NAME = "tessera_mpi.suite"
 PROPERTIES = ("world_size", "final_world_size", "mesh_shape", "mesh_axes", "launcher", "backend",
@@ -43,7 +44,7 @@ def junit_xml(run: RunSummary) -> str:
             element = ET.SubElement(case, tag, message=_first_line(record.message), type=record.status)
             element.text = record.message
             if record.status == "error" and "traceback" in record.attrs:
-                element.text += "\n\n" + str(_plain(record.attrs["traceback"]))
+                element.text += "\n\n" + str(plain(record.attrs["traceback"]))
         ET.SubElement(case, "system-out").text = record.headline
         cases.append(case)
     if run.baseline is not None:
@@ -71,7 +72,7 @@ def junit_xml(run: RunSummary) -> str:
     properties = ET.SubElement(suite, "properties")
     for key in PROPERTIES:
         if key in run.attrs:
-            value = _plain(run.attrs[key])
+            value = plain(run.attrs[key])
             text = "x".join(map(str, value)) if key == "mesh_shape" else (
                 ",".join(map(str, value)) if isinstance(value, list) else str(value))
             ET.SubElement(properties, "property", name=key, value=text)

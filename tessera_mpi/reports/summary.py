@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from ..results.reader import plain
 from ..results.schema import STATUSES
 from ..results.writer import CheckRecord
 
@@ -40,30 +40,25 @@ class RunSummary:
         return {status: counted[status] for status in STATUSES}
 
 
-def _plain(value: Any) -> Any:
-    """Return `value` as something json can write (attributes are NumPy scalars and arrays)."""
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
+def _json_safe(value: Any) -> Any:
+    """Return an attribute value as something json can write: plain, and no NaN or infinity."""
+    value = plain(value)
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
 
 
 def _check(record: CheckRecord) -> dict[str, Any]:
-    attrs = {k: _plain(v) for k, v in record.attrs.items() if k not in ("traceback", "failing_ranks")}
+    attrs = {k: _json_safe(v) for k, v in record.attrs.items() if k not in ("traceback", "failing_ranks")}
     return {
         "name": record.name,
         "status": record.status,
         "duration_s": round(float(record.duration_s), 6),
         "headline": record.headline,
         "message": record.message,
-        "failing_ranks": _plain(record.attrs.get("failing_ranks", [])),
+        "failing_ranks": _json_safe(record.attrs.get("failing_ranks", [])),
         "attrs": attrs,
     }
 
@@ -82,7 +77,7 @@ def summary_json(run: RunSummary) -> str:
         "results_file": run.results_file,
         "elapsed_s": round(run.elapsed_s, 3),
         "counts": run.counts,
-        "provenance": {k: _plain(v) for k, v in run.attrs.items()},
+        "provenance": {k: _json_safe(v) for k, v in run.attrs.items()},
         "checks": [_check(c) for c in run.checks],
         "baseline": baseline,
     }

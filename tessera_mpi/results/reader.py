@@ -14,11 +14,12 @@ class ResultsFileError(OSError):
     """The file does not exist or is not a tessera_mpi results file."""
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """Return an HDF5 attribute value as plain Python (str, int, float, lists of them)."""
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
+        return [plain(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -57,11 +58,11 @@ def read_results(path: str | Path) -> RunResults:
     with f:
         if "schema_version" not in f.attrs or "checks" not in f:
             raise ResultsFileError(f"{path} is an HDF5 file but not a tessera_mpi results file")
-        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        attrs = {k: plain(v) for k, v in f.attrs.items()}
         ranks = f["ranks"][()]
         checks = {}
         for name, group in f["checks"].items():
-            extra = {k: _plain(v) for k, v in group.attrs.items()}
+            extra = {k: plain(v) for k, v in group.attrs.items()}
             checks[name] = CheckResult(
                 name=name,
                 status=extra.pop("status"),

@@ -7,13 +7,13 @@ import numpy as np
 from mpi4py import MPI
 
 from ...hardware import expectation
-from ...p2p import Buffers, exchange_window
+from ...p2p import exchange_window
 from ...results import table
 from ..context import CheckContext
 from ..._text import human_bytes
 from ..registry import register
+from .links import WINDOW, pair_buffers
 
-WINDOW = 4
 REPEATS = 3
 SEED = 20261201
 
@@ -39,8 +39,7 @@ def check_bisection(ctx: CheckContext) -> None:
     n, me = comm.size, comm.rank
     if n < 2:
         ctx.skip("one rank has no counterpart")
-    count = ctx.sized(full=1 << 24, small=1 << 16, quick=1 << 14)
-    buffers = Buffers.make(rt, me, count, WINDOW)
+    buffers = pair_buffers(ctx)
     expect = expectation((p.device for p in mesh.placements), given_gbps=ctx.options.expect_busbw)
     pairs = n // 2
     rows = []

@@ -22,6 +22,13 @@ SAMPLED_ABOVE = 128
 """With more ranks than this, each rank is tested against 16 peers unless --link-peers says otherwise."""
 
 
+def pair_buffers(ctx: CheckContext) -> Buffers:
+    """The messages of the point-to-point checks (links, bisection): WINDOW in flight per peer,
+    each 64 MiB on real hardware, 256 KiB when oversubscribed, 64 KiB with --quick."""
+    count = ctx.sized(full=1 << 24, small=1 << 16, quick=1 << 14)
+    return Buffers.make(ctx.runtime, ctx.mesh.comm.rank, count, WINDOW)
+
+
 def _measure_round(ctx: CheckContext, buffers: Buffers, peer: int | None) -> tuple[float, float, int]:
     """Return (GB/s of my sends to peer, GB/s both ways at once, wrong elements received).
 
@@ -73,8 +80,7 @@ def check_links(ctx: CheckContext) -> None:
     n, me = comm.size, comm.rank
     if n < 2:
         ctx.skip("one rank has no links to test")
-    count = ctx.sized(full=1 << 24, small=1 << 16, quick=1 << 14)
-    buffers = Buffers.make(rt, me, count, WINDOW)
+    buffers = pair_buffers(ctx)
     schedule = rounds(n)
     peers = ctx.options.link_peers or (n - 1 if n <= SAMPLED_ABOVE else 16)
     schedule = schedule[:peers]
