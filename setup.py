@@ -35,6 +35,6 @@ setup(
             "tessera-results=tessera_mpi.results.cli:run",
         ],
         # The pytest plugin: fixtures tessera_mesh, tessera_comm, tessera_results (see docs/pytest.md).
-        "pytest11": ["tessera_mpi = tessera_mpi.pytest_plugin"],
+        "pytest11": ["tessera_mpi = tessera_mpi.testing.pytest_plugin"],
     },
 )

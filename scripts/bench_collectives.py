@@ -22,7 +22,7 @@ import numpy as np
 from mpi4py import MPI
 
 from tessera_mpi import dist, op
-from tessera_mpi.timing import iterations_for, time_loop
+from tessera_mpi.fabric.timing import iterations_for, time_loop
 
 
 def main() -> None:

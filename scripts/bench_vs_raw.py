@@ -2,7 +2,7 @@
 """Does the bandwidth check measure the truth? Its all-reduce timings against a bare loop.
 
 In one job, on the same sizes and iteration counts, interleaved round by round: the suite's
-sweep engine (tessera_mpi.sweep.measure, exactly what the `bandwidth` check reports) and a bare
+sweep engine (tessera_mpi.fabric.sweep.measure, exactly what the `bandwidth` check reports) and a bare
 mpi4py loop (barrier, one warm-up, back-to-back Allreduce timed with MPI.Wtime, per-rank mean,
 max over ranks). Agreement target: within 15% at >= 4 KiB, within 2 us + 15% below.
 
@@ -17,7 +17,8 @@ import statistics
 import numpy as np
 from mpi4py import MPI
 
-from tessera_mpi import runtime, sweep
+from tessera_mpi import runtime
+from tessera_mpi.fabric import sweep
 from tessera_mpi.suite.options import parse_sizes
 
 

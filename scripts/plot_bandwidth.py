@@ -21,9 +21,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tessera_mpi.busbw import COLLECTIVES  # noqa: E402
+from tessera_mpi.fabric.collectives import SWEPT as COLLECTIVES  # noqa: E402
 from tessera_mpi.results import RunResults, read_results  # noqa: E402
-from tessera_mpi._text import human_bytes  # noqa: E402
+from tessera_mpi.util.text import human_bytes  # noqa: E402
 
 
 def _label(run: RunResults) -> str:

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from tessera_mpi._procs import kill_session
+from tessera_mpi.util.procs import kill_session
 
 VARIANTS = {
     "all-exit-1": "all ranks os._exit(1) at once, no failure",

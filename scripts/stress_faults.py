@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from tessera_mpi._procs import kill_session
+from tessera_mpi.util.procs import kill_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "e2e" / "scripts" / "fault_scenario.py"

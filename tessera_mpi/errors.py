@@ -50,3 +50,47 @@ class CorruptionError(TesseraError, RuntimeError):
 
 class StaleTensorError(TesseraError, RuntimeError):
     """A tensor's block no longer exists on its mesh, which was rebuilt after a failure."""
+
+
+class FaultPlanError(ConfigError):
+    """The arguments of `fault.inject` are invalid (raised on every rank, before any fault)."""
+
+
+class AgreementTimeout(TesseraError, TimeoutError):
+    """Not every rank reached an agreement before its deadline."""
+
+
+class LoadUnavailableError(ConfigError):
+    """The MPI library does not provide MPI_THREAD_MULTIPLE, so no background stream can run."""
+
+
+class LoadError(TesseraError, RuntimeError):
+    """The background stream failed (the MPI error is its cause) or was used out of order."""
+
+
+class ModelSpecError(TesseraError, ValueError):
+    """A field of the parallelism check's ModelSpec is out of range."""
+
+
+class PlanError(TesseraError, ValueError):
+    """The mesh or the sizes do not describe a tensor x pipeline x data parallel layout."""
+
+
+class ScheduleError(TesseraError, RuntimeError):
+    """A pipeline program is incomplete, out of order, or would deadlock."""
+
+
+class ResultsFileError(TesseraError, OSError):
+    """A file is not a readable tessera_mpi results file."""
+
+
+class UsageError(TesseraError, ValueError):
+    """The suite's command line is wrong; it prints usage once and every rank exits with 2."""
+
+
+class CollectiveAssertionError(TesseraError, AssertionError):
+    """Raised on every rank when `assert_all`'s condition was false on some rank; `failing` names them."""
+
+    def __init__(self, message: str, failing: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.failing = failing

@@ -3,38 +3,35 @@ all-to-all, and point-to-point along a mesh axis.
 
 Every function here is collective over the mesh (or over the named axes' groups): every member
 must call it with the same arguments, in the same order. With check=True (the default) one small
-allgather first verifies that, raising the same DivergenceError on every rank instead of letting
-MPI corrupt memory or hang; benchmarks pass check=False. Bad arguments (an unknown op, an axis
-the mesh lacks) raise before any communication. NumPy and CuPy tensors both work: device
-buffers are synchronized before MPI and, unless MPI is CUDA-aware, staged through the host.
+all-gather first verifies that, raising the same DivergenceError on every rank instead of letting
+the library corrupt memory or hang; benchmarks pass check=False. Bad arguments (an unknown op,
+an axis the mesh lacks) raise before any communication. Each function works out the layout,
+then makes one call on the call path (`comm.call`), which does the fault hooks, the tracker,
+profiling, staging of device buffers and the translation of failures.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import hashlib
-from collections import Counter
-
 import numpy as np
-from mpi4py import MPI
 
-from . import deterministic as det
-from . import profile
-from .fault import hooks
-from .runtime.tracker import tracker
-from .call_check import check_call
-from ._text import rank_ranges
+from .comm.call import Call, Group
+from .comm.check import agree_call
+from .dist.dtensor import DistTensor
+from .dist.layout import Layout, Placed, Replicate, ShardSpec, place, volume
+from .dist.mesh import Mesh
 from .errors import CorruptionError, LayoutError
-from .layout import Layout, Placed, Replicate, ShardSpec, place, volume
-from .mesh import Mesh
-from .tensor import DistTensor
+from .reduction import deterministic as det
+from .util.text import rank_ranges
 
 ReduceOp = Literal["sum", "prod", "max", "min", "avg"]
 REDUCE_OPS: tuple[str, ...] = ("sum", "prod", "max", "min", "avg")
-_MPI_OPS = {"sum": MPI.SUM, "prod": MPI.PROD, "max": MPI.MAX, "min": MPI.MIN, "avg": MPI.SUM}
 Axes = str | Sequence[str] | None
+Box = tuple[tuple[int, int], ...]
 
 __all__ = [
     "REDUCE_OPS",
@@ -58,9 +55,25 @@ def _tensor(x: object, what: str) -> DistTensor:
 
 
 def _reduce_op(op: object, what: str) -> str:
+    if not isinstance(op, str):
+        raise TypeError(f"{what}: op must be a name such as 'sum', got {type(op).__name__} {op!r}")
     if op not in REDUCE_OPS:
         raise ValueError(f"{what}: op={op!r} is not a reduction; choose one of {', '.join(REDUCE_OPS)}")
-    return str(op)
+    return op
+
+
+def _index(value: object, what: str, size: int, meaning: str, *,
+           error: type[ValueError] = ValueError) -> int:
+    """Return `value` as an index below `size`: TypeError for a non-integer, `error` out of range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what}={value!r} must be an int ({meaning})")
+    if not 0 <= value < size:
+        raise error(f"{what}={value!r} is not {meaning} (0..{size - 1})")
+    return int(value)
+
+
+def _dim(value: object, what: str, x: DistTensor) -> int:
+    return _index(value, what, x.ndim, f"a dimension of the {x.ndim}-dimensional tensor", error=LayoutError)
 
 
 def _one_axis(mesh: Mesh, axis: object, what: str) -> int:
@@ -69,56 +82,32 @@ def _one_axis(mesh: Mesh, axis: object, what: str) -> int:
     return mesh.axis_index(axis)
 
 
-def _world_rank(mesh: Mesh, axes: tuple[int, ...]) -> Any:
-    """Return a function from a rank of this rank's group along `axes` to its world rank."""
-    members = mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank) if axes else (mesh.rank,)
-    return lambda r: mesh.devices[members[r]]
-
-
 def _signature(x: DistTensor, *extra: Any) -> tuple:
     return (x.dtype.str, x.global_shape, str(x.layout), *extra)
-
-
-def _enter(mesh: Mesh, name: str) -> Any:
-    """Begin a collective's communication: planned faults strike, the tracker records the call,
-    and a clock starts when a profiling session is open (each nearly free otherwise)."""
-    if hooks.active:
-        hooks.before(name)
-    tracker.enter(name)
-    if not profile._sessions:
-        return None
-    clock = mesh.runtime.backend.clock()
-    clock.start()
-    return clock
-
-
-def _leave(clock: Any, name: str, size_bytes: int, dtype: Any, participants: int, result: Any = None) -> None:
-    """End a collective's communication: the result may be corrupted by a planned fault, and
-    the profiling session gets the call."""
-    tracker.leave()
-    if hooks.active and result is not None:
-        hooks.after(result)
-    if clock is not None:
-        profile.record(name, size_bytes=size_bytes, dtype=dtype, participants=participants,
-                       seconds=clock.stop())
-
-
-def _failure(exc: MPI.Exception, comm: MPI.Comm, mesh: Mesh, what: str) -> BaseException:
-    """Return what to raise for an MPI error in a collective (DeviceLostError for a failure)."""
-    tracker.leave()
-    return hooks.lost(exc, comm, what, mesh.where)
 
 
 def _output(x: DistTensor, out: DistTensor | None, what: str) -> DistTensor | None:
     """Validate `out` (None, x itself for in place, or a tensor shaped like x)."""
     if out is None or out is x:
         return out
-    if not isinstance(out, DistTensor) or out.mesh is not x.mesh:
-        raise TypeError(f"{what}: out must be a DistTensor on the same mesh, got {out!r}")
+    if not isinstance(out, DistTensor):
+        raise TypeError(f"{what}: out must be a DistTensor, got {type(out).__name__}")
+    if out.mesh is not x.mesh:
+        raise ValueError(f"{what}: out lives on another mesh ({out.mesh}) than the tensor ({x.mesh})")
     if out.local.shape != x.local.shape or out.local.dtype != x.local.dtype:
         raise ValueError(f"{what}: out holds {out.local_shape} {out.dtype}, the result is "
                          f"{x.local_shape} {x.dtype}")
     return out
+
+
+def _check_reduction(op: str, dtype: np.dtype, exact: bool, algorithm: str, what: str) -> None:
+    """Validate the arguments that only deterministic reductions and averages use."""
+    if algorithm not in det.ALGORITHMS:
+        raise ValueError(f"{what}: algorithm={algorithm!r}; choose one of {', '.join(det.ALGORITHMS)}")
+    if op == "avg" and dtype.kind != "f":
+        raise TypeError(f"{what}: op='avg' needs a floating dtype, the tensor holds {dtype}")
+    if exact and dtype not in (np.float32, np.float64):
+        raise TypeError(f"deterministic sums support float32 and float64, the tensor holds {dtype}")
 
 
 def all_reduce(
@@ -145,12 +134,9 @@ def all_reduce(
     that are bitwise equal on every rank, which deterministic=True and max/min guarantee.
     Collective over the mesh.
     """
-    if type(x) is not DistTensor:
+    if type(x) is not DistTensor or x.epoch != x.mesh.epoch:
         x = _tensor(x, "op.all_reduce")
-    if x.epoch != x.mesh.epoch:
-        x.refresh()
-    mpi_op = _MPI_OPS.get(op) if type(op) is str else None
-    if mpi_op is None:
+    if op not in REDUCE_OPS or type(op) is not str:
         _reduce_op(op, "op.all_reduce")
     if out is not None and out is not x:
         _output(x, out, "op.all_reduce")
@@ -158,40 +144,20 @@ def all_reduce(
     dtype = local.dtype
     exact = deterministic and op in ("sum", "avg") and dtype.kind == "f"
     if deterministic or op == "avg":
-        _check_reduction(op, dtype, exact, algorithm)
+        _check_reduction(op, dtype, exact, algorithm, "op.all_reduce")
     mesh = x.mesh
-    axes, comm = mesh.group(axis)
+    axes, group = mesh.group(axis)
     if check:
-        check_call(comm, "op.all_reduce", _signature(x, op, axes, deterministic, algorithm),
-                   local=x.local_shape, rank_of=_world_rank(mesh, axes))
-    rt = mesh.runtime
-    xp, staging = rt.backend.xp, rt.staging
+        agree_call(group, "op.all_reduce", _signature(x, op, axes, deterministic, algorithm), local=x.local_shape)
     if not local.flags.c_contiguous:
-        local = xp.ascontiguousarray(local)
-    target = None if out is None else out.local
-    clock = _enter(mesh, "all_reduce")
-    try:
-        if exact:
-            result = det.deterministic_sum(comm, xp, staging, local, algorithm=algorithm, out=target)
-        elif deterministic and op == "prod" and dtype.kind == "f":
-            result = _ordered_product(comm, x, local)
-        elif out is x:
-            result = local
-            buffer = staging.send_buffer(local)
-            comm.Allreduce(MPI.IN_PLACE, buffer, op=mpi_op)
-            staging.finish(buffer, local)
-        else:
-            result = xp.empty_like(local) if target is None else target
-            send, recv = staging.send_buffer(local), staging.recv_buffer(result)
-            comm.Allreduce(send, recv, op=mpi_op)
-            staging.finish(recv, result)
-    except MPI.Exception as exc:
-        raise _failure(exc, comm, mesh, "all_reduce") from exc
-    _leave(clock, "all_reduce", local.nbytes, dtype, comm.size, result)
+        local = mesh.runtime.backend.xp.ascontiguousarray(local)
+    with group.call("all_reduce", size_bytes=local.nbytes, dtype=dtype) as call:
+        result = call.result(_reduced(call, x, local, op, deterministic=deterministic, algorithm=algorithm,
+                                      target=None if out is None else out.local, in_place=out is x))
     if verify:
-        _verify(mesh, axes, comm, result, "op.all_reduce")
+        _verify(mesh, group, result, "op.all_reduce")
     if op == "avg":
-        result = xp.divide(result, dtype.type(comm.size)).astype(dtype, copy=False)
+        result = mesh.runtime.backend.xp.divide(result, dtype.type(group.size)).astype(dtype, copy=False)
     if out is None:
         return x.with_local(result)
     if result is not out.local:
@@ -200,47 +166,50 @@ def all_reduce(
     return out
 
 
-def _verify(mesh: Mesh, axes: tuple[int, ...], comm: MPI.Intracomm, result: Any, what: str) -> None:
-    """Raise CorruptionError on every rank unless every rank of `comm` holds the same bits."""
+def _reduced(call: Call, x: DistTensor, local: Any, op: str, *, deterministic: bool, algorithm: str,
+             target: Any, in_place: bool) -> Any:
+    """Return the reduction of `local` over the call's group (into `target` when given)."""
+    xp = x.mesh.runtime.backend.xp
+    floating = local.dtype.kind == "f"
+    if deterministic and floating and op in ("sum", "avg"):
+        return det.deterministic_sum(call, xp, local, algorithm=algorithm, out=target)
+    if deterministic and floating and op == "prod":
+        return _ordered_product(call, xp, local)
+    if in_place:
+        call.all_reduce(None, local, op="sum" if op == "avg" else op)
+        return local
+    result = xp.empty_like(local) if target is None else target
+    call.all_reduce(local, result, op="sum" if op == "avg" else op)
+    return result
+
+
+def _ordered_product(call: Call, xp: Any, local: Any) -> Any:
+    """Gather every contribution and multiply them in rank order: the same bits everywhere."""
+    gathered = xp.empty((call.size,) + tuple(local.shape), dtype=local.dtype)
+    call.all_gather(local, gathered)
+    result = gathered[0].copy()
+    for rank in range(1, call.size):
+        result *= gathered[rank]
+    return result
+
+
+def _verify(mesh: Mesh, group: Group, result: Any, what: str) -> None:
+    """Raise CorruptionError on every rank unless every member of `group` holds the same bits."""
     host = np.ascontiguousarray(mesh.runtime.backend.to_host(result))
     mine = np.frombuffer(hashlib.blake2b(host.tobytes(), digest_size=16).digest(), dtype=np.uint8)
-    digests = np.empty((comm.size, 16), dtype=np.uint8)
-    comm.Allgather(mine, digests)
+    digests = np.empty((group.size, 16), dtype=np.uint8)
+    with group.call(f"{what} (verify)", inject=False):
+        group.comm.Allgather(mine, digests)
     kinds = [bytes(d) for d in digests]
     majority, count = Counter(kinds).most_common(1)[0]
-    if count == comm.size:
+    if count == group.size:
         return
-    members = mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank)
-    clear = 2 * count > comm.size
-    odd = [mesh.devices[members[r]] for r, k in enumerate(kinds) if not clear or k != majority]
+    clear = 2 * count > group.size
+    odd = [group.members[r] for r, k in enumerate(kinds) if not clear or k != majority]
     where = "; ".join(mesh.runtime.describe(r) + f" at {mesh.where(r)}" for r in odd[:8])
     verdict = "differ from the majority's" if clear else "disagree, with no majority"
     raise CorruptionError(f"{what}(verify=True): the results of ranks {rank_ranges(odd)} {verdict} "
                           f"(silent data corruption?): {where}", tuple(odd))
-
-
-def _check_reduction(op: str, dtype: np.dtype, exact: bool, algorithm: str) -> None:
-    """Validate the arguments that only deterministic reductions and averages use."""
-    if algorithm not in det.ALGORITHMS:
-        raise ValueError(f"op.all_reduce: algorithm={algorithm!r}; choose one of {', '.join(det.ALGORITHMS)}")
-    if op == "avg" and dtype.kind != "f":
-        raise TypeError(f"op.all_reduce: op='avg' needs a floating dtype, the tensor holds {dtype}")
-    if exact and dtype not in (np.float32, np.float64):
-        raise TypeError(f"deterministic sums support float32 and float64, the tensor holds {dtype}")
-
-
-def _ordered_product(comm: MPI.Intracomm, x: DistTensor, local: Any) -> Any:
-    """Gather every contribution and multiply them in rank order: the same bits everywhere."""
-    xp = x.mesh.runtime.backend.xp
-    staging = x.mesh.runtime.staging
-    gathered = xp.empty((comm.size,) + tuple(local.shape), dtype=local.dtype)
-    send, recv = staging.send_buffer(local), staging.recv_buffer(gathered)
-    comm.Allgather(send, recv)
-    staging.finish(recv, gathered)
-    result = gathered[0].copy()
-    for rank in range(1, comm.size):
-        result *= gathered[rank]
-    return result
 
 
 def _without_axes(layout: Layout, removed: set[str]) -> Layout:
@@ -258,16 +227,54 @@ def _with_axes(layout: Layout, dim: int, added: Sequence[str]) -> ShardSpec:
     return ShardSpec(partition=(*partition, *([dim] * len(added))), mesh_axes=(*mesh_axes, *added))
 
 
-def _member_boxes(mesh: Mesh, placed: Placed, members: Sequence[int]) -> list[tuple[tuple[int, int], ...]]:
+def _member_boxes(mesh: Mesh, placed: Placed, members: Sequence[int]) -> list[Box]:
     return [placed.box(mesh.coords_of(m)) for m in members]
 
 
-def _relative(box: Sequence[tuple[int, int]], origin: Sequence[tuple[int, int]]) -> tuple[slice, ...]:
+def _relative(box: Box, origin: Box) -> tuple[slice, ...]:
     return tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(box, origin))
 
 
-def _intersect(a: Sequence[tuple[int, int]], b: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+def _intersect(a: Box, b: Box) -> Box:
     return tuple((max(a0, b0), max(max(a0, b0), min(a1, b1))) for (a0, a1), (b0, b1) in zip(a, b))
+
+
+def _shape(box: Box) -> tuple[int, ...]:
+    return tuple(b - a for a, b in box)
+
+
+def _unpacked(xp: Any, flat: Any, boxes: Sequence[Box], box: Box) -> Any:
+    """Return the block `box` assembled from `flat`, which holds the blocks `boxes` one after
+    the other (each in row-major order)."""
+    local = xp.empty(_shape(box), dtype=flat.dtype)
+    start = 0
+    for piece in boxes:
+        count = volume(piece)
+        local[_relative(piece, box)] = flat[start:start + count].reshape(_shape(piece))
+        start += count
+    return local
+
+
+def _gather_axes(x: DistTensor, axis: Axes) -> tuple[str, ...]:
+    """Return the mesh axes `op.all_gather` gathers over, validated against x's layout."""
+    mesh = x.mesh
+    sharded = x.layout.mesh_axes if isinstance(x.layout, ShardSpec) else ()
+    if not sharded:
+        raise LayoutError(f"op.all_gather: {x.layout} is not sharded over any mesh axis; every rank "
+                          "already holds the whole tensor, so there is nothing to gather")
+    names = tuple(sharded) if axis is None else ((axis,) if isinstance(axis, str) else tuple(axis))
+    if not names:
+        raise LayoutError("op.all_gather: axis=() names no mesh axis to gather over")
+    missing = [n for n in names if n not in sharded]
+    if missing:
+        raise LayoutError(f"op.all_gather: {x.layout} is not sharded over {missing}; nothing to gather there")
+    indices = {mesh.axis_index(n) for n in names}
+    for dim_axes in x.placed.dim_axes:
+        gathered = [a for a in dim_axes if a in indices]
+        if gathered and tuple(dim_axes[-len(gathered):]) != tuple(gathered):
+            raise LayoutError(f"op.all_gather: gather the inner axes of a dimension first; {x.layout} "
+                              f"splits it over {[mesh.axes[a] for a in dim_axes]}")
+    return names
 
 
 def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistTensor:
@@ -275,48 +282,26 @@ def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistT
 
     The result is x with those mesh axes removed from its layout: each rank holds the union of
     its group's blocks. Gathered axes must be the inner ones of their dimension's split.
-    Uneven shards are fine. Collective over the mesh.
+    Uneven shards are fine. A replicated tensor has nothing to gather: LayoutError. Collective
+    over the mesh.
     """
     x = _tensor(x, "op.all_gather")
     mesh = x.mesh
-    sharded = x.layout.mesh_axes if isinstance(x.layout, ShardSpec) else ()
-    names = tuple(sharded) if axis is None else ((axis,) if isinstance(axis, str) else tuple(axis))
-    axes, comm = mesh.group(names) if names else ((), None)
-    missing = [n for n in names if n not in sharded]
-    if missing:
-        raise LayoutError(f"op.all_gather: {x.layout} is not sharded over {missing}; nothing to gather there")
-    for dim_axes in x.placed.dim_axes:
-        gathered = [a for a in dim_axes if a in axes]
-        if gathered and tuple(dim_axes[-len(gathered):]) != tuple(gathered):
-            raise LayoutError(f"op.all_gather: gather the inner axes of a dimension first; {x.layout} "
-                              f"splits it over {[mesh.axes[a] for a in dim_axes]}")
+    axes, group = mesh.group(_gather_axes(x, axis))
     if check:
-        check_call(comm, "op.all_gather", _signature(x, axes), rank_of=_world_rank(mesh, axes))
-    if not axes:
-        return x.with_local(x.local.copy())
+        agree_call(group, "op.all_gather", _signature(x, axes))
     layout = _without_axes(x.layout, {mesh.axes[a] for a in axes})
     placed = place(layout, mesh, x.global_shape)
     box = placed.box(mesh.coords)
-    members = mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank)
-    boxes = _member_boxes(mesh, x.placed, members)
+    boxes = _member_boxes(mesh, x.placed, mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank))
     counts = [volume(b) for b in boxes]
-    displs = [sum(counts[:i]) for i in range(len(counts))]
-    rt = mesh.runtime
-    xp = rt.backend.xp
+    xp = mesh.runtime.backend.xp
     flat = xp.empty(sum(counts), dtype=x.dtype)
-    clock = _enter(mesh, "all_gather")
-    try:
-        send, recv = rt.staging.send_buffer(xp.ascontiguousarray(x.local).reshape(-1)), rt.staging.recv_buffer(flat)
-        comm.Allgatherv(send, [recv, (counts, displs)])
-        rt.staging.finish(recv, flat)
-    except MPI.Exception as exc:
-        raise _failure(exc, comm, mesh, "all_gather") from exc
-    _leave(clock, "all_gather", flat.nbytes, x.dtype, comm.size, flat)
-    local = xp.empty(tuple(b - a for a, b in box), dtype=x.dtype)
-    for member_box, count, displ in zip(boxes, counts, displs):
-        shape = tuple(b - a for a, b in member_box)
-        local[_relative(member_box, box)] = flat[displ:displ + count].reshape(shape)
-    return DistTensor(local, mesh=mesh, layout=layout, placed=placed, box=box, patterned=False)
+    with group.call("all_gather", size_bytes=flat.nbytes, dtype=x.dtype) as call:
+        call.all_gather(xp.ascontiguousarray(x.local).reshape(-1), flat, counts=counts)
+        call.result(flat)
+    return DistTensor(_unpacked(xp, flat, boxes, box), mesh=mesh, layout=layout, placed=placed, box=box,
+                      patterned=False)
 
 
 def reduce_scatter(
@@ -339,52 +324,45 @@ def reduce_scatter(
     op = _reduce_op(op, "op.reduce_scatter")
     mesh = x.mesh
     names = (axis,) if isinstance(axis, str) else tuple(axis)
-    axes, comm = mesh.group(names)
-    if not 0 <= dim < x.ndim:
-        raise LayoutError(f"op.reduce_scatter: dim={dim} but the tensor has {x.ndim} dimensions")
+    axes, group = mesh.group(names)
+    dim = _dim(dim, "op.reduce_scatter: dim", x)
     if isinstance(x.layout, ShardSpec) and set(x.layout.mesh_axes) & set(names):
         raise LayoutError(f"op.reduce_scatter: {x.layout} is already sharded over {names}")
-    if op == "avg" and x.dtype.kind != "f":
-        raise TypeError(f"op.reduce_scatter: op='avg' needs a floating dtype, the tensor holds {x.dtype}")
     exact = deterministic and op in ("sum", "avg") and x.dtype.kind == "f"
-    if exact and x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"deterministic sums support float32 and float64, the tensor holds {x.dtype}")
+    _check_reduction(op, x.dtype, exact, "auto", "op.reduce_scatter")
     if check:
-        check_call(comm, "op.reduce_scatter", _signature(x, op, axes, dim, deterministic),
-                   local=x.local_shape, rank_of=_world_rank(mesh, axes))
+        agree_call(group, "op.reduce_scatter", _signature(x, op, axes, dim, deterministic), local=x.local_shape)
     layout = _with_axes(x.layout, dim, [mesh.axes[a] for a in axes])
     placed = place(layout, mesh, x.global_shape)
     box = placed.box(mesh.coords)
-    members = mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank)
-    boxes = _member_boxes(mesh, placed, members)
-    rt = mesh.runtime
-    xp = rt.backend.xp
+    boxes = _member_boxes(mesh, placed, mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank))
+    xp = mesh.runtime.backend.xp
     front = xp.ascontiguousarray(xp.moveaxis(x.local, dim, 0))
     row = int(np.prod(front.shape[1:], dtype=np.int64))
-    origin = x.box[dim][0]
     counts = [(b[dim][1] - b[dim][0]) * row for b in boxes]
-    displs = [(b[dim][0] - origin) * row for b in boxes]
     flat = front.reshape(-1)
-    clock = _enter(mesh, "reduce_scatter")
-    try:
-        if exact:
-            blocks = xp.zeros((comm.size, max(counts)), dtype=x.dtype)
-            for i, (count, displ) in enumerate(zip(counts, displs)):
-                blocks[i, :count] = flat[displ:displ + count]
-            part = det.reduce_scatter_exact(comm, xp, rt.staging, blocks)[: counts[comm.rank]]
-        else:
-            part = xp.empty(counts[comm.rank], dtype=x.dtype)
-            send, recv = rt.staging.send_buffer(flat), rt.staging.recv_buffer(part)
-            comm.Reduce_scatter(send, recv, recvcounts=counts, op=_MPI_OPS[op])
-            rt.staging.finish(recv, part)
-    except MPI.Exception as exc:
-        raise _failure(exc, comm, mesh, "reduce_scatter") from exc
-    _leave(clock, "reduce_scatter", flat.nbytes, x.dtype, comm.size, part)
+    with group.call("reduce_scatter", size_bytes=flat.nbytes, dtype=x.dtype) as call:
+        part = call.result(_scattered(call, xp, flat, counts, [(b[dim][0] - x.box[dim][0]) * row for b in boxes],
+                                      op, exact=exact))
     if op == "avg":
-        part = xp.divide(part, x.dtype.type(comm.size)).astype(x.dtype, copy=False)
+        part = xp.divide(part, x.dtype.type(group.size)).astype(x.dtype, copy=False)
     shard = part.reshape((box[dim][1] - box[dim][0],) + tuple(front.shape[1:]))
     local = xp.ascontiguousarray(xp.moveaxis(shard, 0, dim))
     return DistTensor(local, mesh=mesh, layout=layout, placed=placed, box=box, patterned=False)
+
+
+def _scattered(call: Call, xp: Any, flat: Any, counts: list[int], displs: list[int], op: str, *,
+               exact: bool) -> Any:
+    """Return this rank's block of the reduction of `flat`, whose block i starts at displs[i]."""
+    if not exact:
+        part = xp.empty(counts[call.rank], dtype=flat.dtype)
+        call.reduce_scatter(flat, part, op="sum" if op == "avg" else op, counts=counts)
+        return part
+    # Equal rows let the library use its all-to-all algorithms, not the slower all-to-all-v.
+    blocks = xp.zeros((call.size, max(counts)), dtype=flat.dtype)
+    for i, (count, displ) in enumerate(zip(counts, displs)):
+        blocks[i, :count] = flat[displ:displ + count]
+    return det.reduce_scatter_exact(call, xp, blocks)[: counts[call.rank]]
 
 
 def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = True) -> DistTensor:
@@ -394,23 +372,14 @@ def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = 
     """
     x = _tensor(x, "op.broadcast")
     mesh = x.mesh
-    axes, comm = mesh.group(axis)
-    size = comm.size
-    if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < size:
-        raise ValueError(f"op.broadcast: root={root!r} is not a rank of a group of {size}")
+    axes, group = mesh.group(axis)
+    root = _index(root, "op.broadcast: root", group.size, f"a rank of a group of {group.size}")
     if check:
-        check_call(comm, "op.broadcast", _signature(x, axes, int(root)), local=x.local_shape,
-                   rank_of=_world_rank(mesh, axes))
-    rt = mesh.runtime
-    data = rt.backend.xp.ascontiguousarray(x.local).copy()
-    clock = _enter(mesh, "broadcast")
-    try:
-        buffer = rt.staging.send_buffer(data)
-        comm.Bcast(buffer, root=int(root))
-        rt.staging.finish(buffer, data)
-    except MPI.Exception as exc:
-        raise _failure(exc, comm, mesh, "broadcast") from exc
-    _leave(clock, "broadcast", data.nbytes, x.dtype, comm.size, data)
+        agree_call(group, "op.broadcast", _signature(x, axes, root), local=x.local_shape)
+    data = mesh.runtime.backend.xp.ascontiguousarray(x.local).copy()
+    with group.call("broadcast", size_bytes=data.nbytes, dtype=x.dtype) as call:
+        call.broadcast(data, root=root)
+        call.result(data)
     return x.with_local(data)
 
 
@@ -428,27 +397,24 @@ def all_to_all(
     x = _tensor(x, "op.all_to_all")
     mesh = x.mesh
     a = _one_axis(mesh, axis, "op.all_to_all")
-    for name, d in (("split_dim", split_dim), ("concat_dim", concat_dim)):
-        if not 0 <= d < x.ndim:
-            raise LayoutError(f"op.all_to_all: {name}={d} but the tensor has {x.ndim} dimensions")
+    split_dim = _dim(split_dim, "op.all_to_all: split_dim", x)
+    concat_dim = _dim(concat_dim, "op.all_to_all: concat_dim", x)
     if split_dim == concat_dim:
         raise LayoutError("op.all_to_all: split_dim and concat_dim must differ")
     if x.placed.dim_axes[concat_dim][-1:] != (a,):
         raise LayoutError(f"op.all_to_all: {x.layout} must split dimension {concat_dim} over {axis!r} "
                           "(as its inner axis) to concatenate along it")
+    _, group = mesh.group(axis)
     if check:
-        check_call(mesh.comm_for(axis), "op.all_to_all", _signature(x, a, split_dim, concat_dim),
-                   rank_of=_world_rank(mesh, (a,)))
+        agree_call(group, "op.all_to_all", _signature(x, a, split_dim, concat_dim))
     layout = _with_axes(_without_axes(x.layout, {axis}), split_dim, [axis])
-    placed = place(layout, mesh, x.global_shape)
-    return _redistribute(x, layout, placed, (a,))
+    return _redistribute(x, group, layout, place(layout, mesh, x.global_shape), (a,))
 
 
-def _redistribute(x: DistTensor, layout: Layout, placed: Placed, axes: tuple[int, ...]) -> DistTensor:
-    """Move data within the groups of `axes` from x's layout to `layout` with one Alltoallv."""
+def _redistribute(x: DistTensor, group: Group, layout: Layout, placed: Placed, axes: tuple[int, ...]) -> DistTensor:
+    """Move data within the groups of `axes` from x's layout to `layout` with one all-to-all."""
     mesh = x.mesh
-    rt = mesh.runtime
-    xp = rt.backend.xp
+    xp = mesh.runtime.backend.xp
     members = mesh.group_ranks([mesh.axes[a] for a in axes], mesh.rank)
     old_boxes = _member_boxes(mesh, x.placed, members)
     new_boxes = _member_boxes(mesh, placed, members)
@@ -456,39 +422,21 @@ def _redistribute(x: DistTensor, layout: Layout, placed: Placed, axes: tuple[int
     mine_old, mine_new = old_boxes[me], new_boxes[me]
     outgoing = [_intersect(mine_old, peer_new) for peer_new in new_boxes]
     incoming = [_intersect(peer_old, mine_new) for peer_old in old_boxes]
-    send_counts = [volume(b) for b in outgoing]
     recv_counts = [volume(b) for b in incoming]
-    send_displs = [sum(send_counts[:i]) for i in range(len(members))]
-    recv_displs = [sum(recv_counts[:i]) for i in range(len(members))]
     pieces = [xp.ascontiguousarray(x.local[_relative(b, mine_old)]).reshape(-1) for b in outgoing]
     packed = xp.concatenate(pieces) if pieces else xp.empty(0, dtype=x.dtype)
     received = xp.empty(sum(recv_counts), dtype=x.dtype)
-    comm = mesh.group([mesh.axes[a] for a in axes])[1]
-    clock = _enter(mesh, "all_to_all")
-    try:
-        send, recv = rt.staging.send_buffer(packed), rt.staging.recv_buffer(received)
-        comm.Alltoallv([send, (send_counts, send_displs)], [recv, (recv_counts, recv_displs)])
-        rt.staging.finish(recv, received)
-    except MPI.Exception as exc:
-        raise _failure(exc, comm, mesh, "all_to_all") from exc
-    _leave(clock, "all_to_all", packed.nbytes, x.dtype, comm.size, received)
-    local = xp.empty(tuple(b - a for a, b in mine_new), dtype=x.dtype)
-    for box, count, displ in zip(incoming, recv_counts, recv_displs):
-        local[_relative(box, mine_new)] = received[displ:displ + count].reshape(tuple(b - a for a, b in box))
-    return DistTensor(local, mesh=mesh, layout=layout, placed=placed, box=mine_new, patterned=False)
+    with group.call("all_to_all", size_bytes=packed.nbytes, dtype=x.dtype) as call:
+        call.all_to_all(packed, received, send_counts=[volume(b) for b in outgoing], recv_counts=recv_counts)
+        call.result(received)
+    return DistTensor(_unpacked(xp, received, incoming, mine_new), mesh=mesh, layout=layout, placed=placed,
+                      box=mine_new, patterned=False)
 
 
-def _peer_box(x: DistTensor, axis: int, coordinate: int) -> tuple[tuple[int, int], ...]:
+def _peer_box(x: DistTensor, axis: int, coordinate: int) -> Box:
     coords = list(x.mesh.coords)
     coords[axis] = coordinate
     return x.placed.box(coords)
-
-
-def _coordinate(mesh: Mesh, axis: int, value: object, what: str) -> int:
-    size = mesh.shape[axis]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < size:
-        raise ValueError(f"{what}={value!r} is not a coordinate along {mesh.axes[axis]!r} (0..{size - 1})")
-    return int(value)
 
 
 def send(x: DistTensor, *, axis: str, dest: int, tag: int = 0) -> None:
@@ -500,15 +448,11 @@ def send(x: DistTensor, *, axis: str, dest: int, tag: int = 0) -> None:
     x = _tensor(x, "op.send")
     mesh = x.mesh
     a = _one_axis(mesh, axis, "op.send")
-    to = _coordinate(mesh, a, dest, "op.send: dest")
+    to = _index(dest, "op.send: dest", mesh.shape[a], f"a coordinate along {axis!r}")
     data = mesh.runtime.backend.xp.ascontiguousarray(x.local)
-    comm = mesh.comm_for(axis)
-    clock = _enter(mesh, "send")
-    try:
-        comm.Send(mesh.runtime.staging.send_buffer(data), dest=to, tag=tag)
-    except MPI.Exception as exc:
-        raise _failure(exc, comm, mesh, "send") from exc
-    _leave(clock, "send", data.nbytes, x.dtype, 2)
+    _, group = mesh.group(axis)
+    with group.call("send", size_bytes=data.nbytes, dtype=x.dtype, participants=2) as call:
+        call.send(data, dest=to, tag=tag)
 
 
 def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTensor:
@@ -520,19 +464,13 @@ def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTenso
     like = _tensor(like, "op.recv")
     mesh = like.mesh
     a = _one_axis(mesh, axis, "op.recv")
-    src = _coordinate(mesh, a, source, "op.recv: source")
+    src = _index(source, "op.recv: source", mesh.shape[a], f"a coordinate along {axis!r}")
     box = _peer_box(like, a, src)
-    rt = mesh.runtime
-    out = rt.backend.xp.empty(tuple(b - s for s, b in box), dtype=like.dtype)
-    comm = mesh.comm_for(axis)
-    clock = _enter(mesh, "recv")
-    try:
-        buffer = rt.staging.recv_buffer(out)
-        comm.Recv(buffer, source=src, tag=tag)
-        rt.staging.finish(buffer, out)
-    except MPI.Exception as exc:
-        raise _failure(exc, comm, mesh, "recv") from exc
-    _leave(clock, "recv", out.nbytes, like.dtype, 2, out)
+    out = mesh.runtime.backend.xp.empty(_shape(box), dtype=like.dtype)
+    _, group = mesh.group(axis)
+    with group.call("recv", size_bytes=out.nbytes, dtype=like.dtype, participants=2) as call:
+        call.recv(out, source=src, tag=tag)
+        call.result(out)
     return DistTensor(out, mesh=mesh, layout=like.layout, placed=like.placed, box=box, patterned=False)
 
 
@@ -542,22 +480,16 @@ def shift(x: DistTensor, *, axis: str, offset: int = 1) -> DistTensor:
     x = _tensor(x, "op.shift")
     mesh = x.mesh
     a = _one_axis(mesh, axis, "op.shift")
-    size = mesh.shape[a]
-    here = mesh.coords[a]
-    to, frm = (here + offset) % size, (here - offset) % size
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+        raise TypeError(f"op.shift: offset={offset!r} must be an int")
+    size, here = mesh.shape[a], mesh.coords[a]
+    to, frm = (here + int(offset)) % size, (here - int(offset)) % size
     box = _peer_box(x, a, frm)
-    rt = mesh.runtime
-    xp = rt.backend.xp
-    out = xp.empty(tuple(b - s for s, b in box), dtype=x.dtype)
+    xp = mesh.runtime.backend.xp
+    out = xp.empty(_shape(box), dtype=x.dtype)
     data = xp.ascontiguousarray(x.local)
-    comm = mesh.comm_for(axis)
-    clock = _enter(mesh, "sendrecv")
-    try:
-        send_buffer = rt.staging.send_buffer(data)
-        recv_buffer = rt.staging.recv_buffer(out)
-        comm.Sendrecv(send_buffer, dest=to, recvbuf=recv_buffer, source=frm)
-        rt.staging.finish(recv_buffer, out)
-    except MPI.Exception as exc:
-        raise _failure(exc, comm, mesh, "shift") from exc
-    _leave(clock, "sendrecv", data.nbytes, x.dtype, size, out)
+    _, group = mesh.group(axis)
+    with group.call("sendrecv", size_bytes=data.nbytes, dtype=x.dtype) as call:
+        call.sendrecv(data, out, dest=to, source=frm)
+        call.result(out)
     return DistTensor(out, mesh=mesh, layout=x.layout, placed=x.placed, box=box, patterned=False)

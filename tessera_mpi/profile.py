@@ -15,27 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import runtime
-from .busbw import algbw_gbps, bus_factor
-
-_sessions: list[Session] = []
-"""Open sessions, innermost last; op consults it before timing anything."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """One collective call as this rank saw it."""
-
-    name: str
-    size_bytes: int
-    dtype: str
-    participants: int
-    seconds: float
+from .comm import profiling
+from .comm.profiling import Record
+from .fabric.busbw import algbw_gbps, bus_factor
 
 
 @dataclass(frozen=True)
@@ -57,11 +44,8 @@ class Figure:
     busbw_GBps: float
 
 
-@dataclass(eq=False)
-class Session:
-    """The records of one profiling session on this rank."""
-
-    records: list[Record] = field(default_factory=list)
+class Session(profiling.Recorder):
+    """The records of one profiling session on this rank (the call path appends them)."""
 
     def report(self, *, show: bool = True) -> list[Figure]:
         """Return the figures of every kind of call recorded so far, the same on every rank.
@@ -123,16 +107,8 @@ def session() -> Iterator[Session]:
     Local: opening and closing a session needs no communication; `report()` does.
     """
     current = Session()
-    _sessions.append(current)
+    profiling.sessions.append(current)
     try:
         yield current
     finally:
-        _sessions.remove(current)
-
-
-def record(name: str, *, size_bytes: int, dtype: Any, participants: int, seconds: float) -> None:
-    """Add one call to every open session."""
-    entry = Record(name=name, size_bytes=int(size_bytes), dtype=np.dtype(dtype).name,
-                   participants=int(participants), seconds=float(seconds))
-    for s in _sessions:
-        s.records.append(entry)
+        profiling.sessions.remove(current)

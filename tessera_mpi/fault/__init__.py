@@ -4,15 +4,14 @@
 real (ULFM) or simulated in this job.
 """
 
-from ..errors import CorruptionError, DeviceLostError
+from .. import runtime
+from ..errors import CorruptionError, DeviceLostError, FaultPlanError
 from .inject import Injection, inject
-from .plan import FaultPlan, FaultPlanError
+from .plan import FaultPlan
 
 
 def mode() -> str:
     """Return "real" (ULFM) or "simulated" for this job (starts the runtime: collective)."""
-    from .. import runtime
-
     return runtime.start().ft.mode
 
 

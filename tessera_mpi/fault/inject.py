@@ -41,13 +41,13 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import runtime
-from .._text import rank_ranges
+from ..util.text import rank_ranges
 from ..errors import DeviceLostError
 from ..runtime.crash import exit_now
 from ..runtime.rollcall import diagnose, roll_call
 from ..runtime.tracker import tracker
+from ..comm import hooks
 from ..runtime.watchdog import Watchdog, end_after_roll_call
-from . import hooks
 from .plan import FaultPlan
 
 ROLL_CALL_GRACE_S = 5.0
@@ -190,10 +190,8 @@ class Injection:
 def _mesh_communicators() -> list[MPI.Comm]:
     """Every communicator of every live mesh: where collectives inside the block run."""
     comms: list[MPI.Comm] = []
-    for ref in runtime.context._registry.meshes:
-        mesh = ref()
-        if mesh is not None:
-            comms.extend(mesh._comms.values())
+    for mesh in runtime.live_meshes():
+        comms.extend(mesh._comms.values())
     return comms
 
 

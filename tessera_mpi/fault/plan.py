@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import ConfigError
-
-
-class FaultPlanError(ConfigError):
-    """The arguments of `fault.inject` are invalid (raised on every rank, before any fault)."""
-
+from ..errors import FaultPlanError
 
 def _ranks(value: int | Iterable[int] | None, what: str, size: int) -> tuple[int, ...]:
     if value is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..mesh import Mesh
+from ..dist.mesh import Mesh
 from .model import BlockParams
 from .plan import Grid
 from .traffic import Traffic

@@ -16,13 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelSpecError
+
 GELU_C = math.sqrt(2.0 / math.pi)
 GELU_A = 0.044715
 INIT_BIAS_SCALE = 0.1
-
-
-class ModelSpecError(ValueError):
-    """A ModelSpec field is out of range."""
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ..errors import ScheduleError
+
 ActionKind = Literal["recv_activation", "forward", "send_activation", "recv_gradient", "backward", "send_gradient"]
 ACTION_KINDS: tuple[str, ...] = ("recv_activation", "forward", "send_activation",
                                  "recv_gradient", "backward", "send_gradient")
 _PEER = {"send_activation": (1, "recv_activation"), "recv_activation": (-1, "send_activation"),
          "send_gradient": (-1, "recv_gradient"), "recv_gradient": (1, "send_gradient")}
 """For each communication: the stage offset of its partner and the partner's matching action."""
-
-
-class ScheduleError(RuntimeError):
-    """A pipeline program is incomplete, out of order, or would deadlock."""
 
 
 @dataclass(frozen=True)

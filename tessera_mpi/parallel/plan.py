@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..layout import shard_bounds
-from ..mesh import Mesh
+from ..dist.layout import shard_bounds
+from ..errors import PlanError
+from ..dist.mesh import Mesh
 from .model import BlockParams, ModelSpec
 
 AXES = ("tp", "pp", "dp")
 """The parallelism axes, by name; a mesh axis of another name has no role in training."""
-
-
-class PlanError(ValueError):
-    """The mesh or the sizes do not describe a tensor x pipeline x data parallel layout."""
 
 
 @dataclass(frozen=True)

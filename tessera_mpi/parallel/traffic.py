@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from .. import op
-from ..layout import Placed, Replicate, place
-from ..mesh import Mesh
-from ..tensor import DistTensor
+from ..dist.layout import Placed, Replicate, place
+from ..dist.mesh import Mesh
+from ..dist.dtensor import DistTensor
 from .phases import PhaseClock
 from .plan import AXES, Grid
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..mesh import Mesh
+from ..dist.mesh import Mesh
 from .data_parallel import FlatShard, reduce_gradients, replica_digests
 from .model import BlockParams, init_block, loss_and_grad, make_batch
 from .phases import PhaseClock
@@ -112,68 +112,15 @@ class Trainer:
 
     def step(self, step: int) -> StepRecord:
         """Run training step `step` on every rank; return this rank's record of it."""
-        plan = self.plan
-        shape = (plan.micro_batch_size, plan.d_model)
-        inputs, targets = make_batch(self.spec, step, samples=plan.samples)
-        inbox: dict[int, Any] = {}
-        outbox: dict[int, Any] = {}
-        gradients: dict[int, Any] = {}
-        forwards: dict[int, list[ForwardResult]] = {}
-        block_inputs: list[list[np.ndarray]] = [[] for _ in range(plan.micro_batches)]
-        partials: list[list[np.ndarray]] = [[] for _ in range(plan.micro_batches)]
-        outputs: list[np.ndarray] = [np.empty(0)] * plan.micro_batches
-        losses = np.zeros(plan.micro_batches) if self.is_last else None
+        st = _Step(self.plan, step, *make_batch(self.spec, step, samples=self.plan.samples), last=self.is_last)
         self.grads.zero()
-
-        def rows(m: int) -> slice:
-            return plan.micro_batch(self.replica, m)
-
-        def recv_activation(m: int) -> None:
-            inbox[m] = self.traffic.recv(shape, DTYPE, source=self.stage - 1, tag=_tag(m, False))
-
-        def forward(m: int) -> None:
-            with self.clock.phase("forward"):
-                x = inbox.pop(m) if not self.is_first else self.backend.from_host(inputs[rows(m)].astype(DTYPE))
-                results = []
-                for block in self.blocks:
-                    results.append(block.forward(x))
-                    x = results[-1].y
-                forwards[m] = results
-                if self.is_last:
-                    loss, gradients[m] = loss_and_grad(x, self.backend.from_host(targets[rows(m)].astype(DTYPE)),
-                                                       samples=plan.samples)
-                else:
-                    outbox[m] = x
-            with self.clock.phase("record"):
-                block_inputs[m] = [self._host(r.cache.x) for r in results]
-                partials[m] = [self._host(r.partial) for r in results]
-                outputs[m] = self._host(x)
-                if losses is not None:
-                    losses[m] = float(self._host(loss))
-
-        def send_activation(m: int) -> None:
-            self.traffic.send(outbox.pop(m), dest=self.stage + 1, tag=_tag(m, False))
-
-        def recv_gradient(m: int) -> None:
-            gradients[m] = self.traffic.recv(shape, DTYPE, source=self.stage + 1, tag=_tag(m, True))
-
-        def backward(m: int) -> None:
-            with self.clock.phase("backward"):
-                dy = gradients.pop(m)
-                for block, result, total in reversed(list(zip(self.blocks, forwards.pop(m), self.grads.blocks))):
-                    dy, grads = block.backward(result, dy)
-                    if not self._dropped(step, m):
-                        for t, g in zip(total.arrays(), grads.arrays()):
-                            t += g
-                if not self.is_first:
-                    outbox[m] = dy
-
-        def send_gradient(m: int) -> None:
-            self.traffic.send(outbox.pop(m), dest=self.stage - 1, tag=_tag(m, True))
-
         run_program(self.program, {
-            "recv_activation": recv_activation, "forward": forward, "send_activation": send_activation,
-            "recv_gradient": recv_gradient, "backward": backward, "send_gradient": send_gradient,
+            "recv_activation": lambda m: self._recv(st, m, gradient=False),
+            "forward": lambda m: self._forward(st, m),
+            "send_activation": lambda m: self._send(st, m, gradient=False),
+            "recv_gradient": lambda m: self._recv(st, m, gradient=True),
+            "backward": lambda m: self._backward(st, m),
+            "send_gradient": lambda m: self._send(st, m, gradient=True),
         })
         with self.clock.phase("record"):
             local_grads = self.grads.host_blocks(self.backend.to_host)
@@ -182,7 +129,73 @@ class Trainer:
             self.params.flat -= self.spec.lr * self.grads.flat
         with self.clock.phase("record"):
             after = self.params.host_blocks(self.backend.to_host)
-            digests = replica_digests(self.mesh, np.asarray(self.backend.to_host(self.params.flat)), grid=plan.grid)
-        return StepRecord(step=step, block_inputs=block_inputs, partials=partials, outputs=outputs,
-                          losses=losses, local_grads=local_grads, params_after=after, digests=digests,
+            digests = replica_digests(self.mesh, np.asarray(self.backend.to_host(self.params.flat)),
+                                      grid=self.plan.grid)
+        return StepRecord(step=step, block_inputs=st.block_inputs, partials=st.partials, outputs=st.outputs,
+                          losses=st.losses, local_grads=local_grads, params_after=after, digests=digests,
                           seconds=self.clock.take(), traffic=self.traffic.take())
+
+    def _rows(self, m: int) -> slice:
+        return self.plan.micro_batch(self.replica, m)
+
+    def _recv(self, st: _Step, m: int, *, gradient: bool) -> None:
+        """Receive micro-batch m's activation from the stage before, or its gradient from the one after."""
+        source = self.stage + 1 if gradient else self.stage - 1
+        received = self.traffic.recv(st.shape, DTYPE, source=source, tag=_tag(m, gradient))
+        (st.gradients if gradient else st.inbox)[m] = received
+
+    def _send(self, st: _Step, m: int, *, gradient: bool) -> None:
+        """Send micro-batch m's activation to the next stage, or its gradient to the one before."""
+        self.traffic.send(st.outbox.pop(m), dest=self.stage - 1 if gradient else self.stage + 1,
+                          tag=_tag(m, gradient))
+
+    def _forward(self, st: _Step, m: int) -> None:
+        with self.clock.phase("forward"):
+            x = st.inbox.pop(m) if not self.is_first else self.backend.from_host(st.inputs[self._rows(m)].astype(DTYPE))
+            results = []
+            for block in self.blocks:
+                results.append(block.forward(x))
+                x = results[-1].y
+            st.forwards[m] = results
+            if self.is_last:
+                targets = self.backend.from_host(st.targets[self._rows(m)].astype(DTYPE))
+                loss, st.gradients[m] = loss_and_grad(x, targets, samples=self.plan.samples)
+            else:
+                st.outbox[m] = x
+        with self.clock.phase("record"):
+            st.block_inputs[m] = [self._host(r.cache.x) for r in results]
+            st.partials[m] = [self._host(r.partial) for r in results]
+            st.outputs[m] = self._host(x)
+            if st.losses is not None:
+                st.losses[m] = float(self._host(loss))
+
+    def _backward(self, st: _Step, m: int) -> None:
+        with self.clock.phase("backward"):
+            dy = st.gradients.pop(m)
+            for block, result, total in reversed(list(zip(self.blocks, st.forwards.pop(m), self.grads.blocks))):
+                dy, grads = block.backward(result, dy)
+                if not self._dropped(st.step, m):
+                    for t, g in zip(total.arrays(), grads.arrays()):
+                        t += g
+            if not self.is_first:
+                st.outbox[m] = dy
+
+
+class _Step:
+    """What one rank holds during one training step, micro-batch by micro-batch."""
+
+    def __init__(self, plan: Plan, step: int, inputs: np.ndarray, targets: np.ndarray, *, last: bool) -> None:
+        self.step = step
+        self.shape = (plan.micro_batch_size, plan.d_model)
+        self.inputs, self.targets = inputs, targets
+        self.inbox: dict[int, Any] = {}
+        """Activations received from the stage before."""
+        self.outbox: dict[int, Any] = {}
+        """Activations or gradients waiting to be sent."""
+        self.gradients: dict[int, Any] = {}
+        """d loss / d output of this stage, per micro-batch."""
+        self.forwards: dict[int, list[ForwardResult]] = {}
+        self.block_inputs: list[list[np.ndarray]] = [[] for _ in range(plan.micro_batches)]
+        self.partials: list[list[np.ndarray]] = [[] for _ in range(plan.micro_batches)]
+        self.outputs: list[np.ndarray] = [np.empty(0)] * plan.micro_batches
+        self.losses = np.zeros(plan.micro_batches) if last else None

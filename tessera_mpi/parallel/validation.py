@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from ..mesh import Mesh
+from ..dist.mesh import Mesh
 from .plan import Plan
 from .reference import Reference
 from .traffic import AxisCount

@@ -23,8 +23,57 @@ def _clean(text: str) -> str:
     return _NOT_XML.sub("?", text)
 
 
+_TAGS = {"failed": "failure", "error": "error", "skipped": "skipped"}
+"""The JUnit element of each non-passing status."""
+
+
 def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
+
+
+def _case(name: str, seconds: float, *, tag: str | None = None, kind: str = "", message: str = "",
+          text: str = "", out: str | None = None) -> ET.Element:
+    """Return one <testcase>, with a <failure>/<error>/<skipped> child when `tag` is given."""
+    case = ET.Element("testcase", classname=SUITE_NAME, name=name, time=f"{seconds:.3f}")
+    if tag is not None:
+        element = ET.SubElement(case, tag, message=message, type=kind)
+        element.text = text
+    if out is not None:
+        ET.SubElement(case, "system-out").text = out
+    return case
+
+
+def _cases(run: RunSummary) -> list[ET.Element]:
+    """One test case per check, then `baseline` when compared, then `run` while incomplete."""
+    cases = []
+    for record in run.checks:
+        text = record.message
+        if record.status == "error" and "traceback" in record.attrs:
+            text += "\n\n" + str(plain(record.attrs["traceback"]))
+        cases.append(_case(record.name, float(record.duration_s), tag=_TAGS.get(record.status), kind=record.status,
+                           message=_first_line(record.message), text=text, out=record.headline))
+    if run.baseline is not None:
+        lines = "\n".join(run.baseline_lines)
+        regressed = bool(run.baseline_regressions)
+        cases.append(_case("baseline", 0.0, tag="failure" if regressed else None, kind="regression",
+                           message=f"{len(run.baseline_regressions)} regression(s) against {run.baseline}",
+                           text=lines, out=lines))
+    if not run.complete:
+        cases.append(_case("run", run.elapsed_s, tag="error", kind="incomplete",
+                           message="the run had not finished when this report was written"))
+    return cases
+
+
+def _properties(run: RunSummary) -> ET.Element:
+    properties = ET.Element("properties")
+    for key in PROPERTIES:
+        if key in run.attrs:
+            value = plain(run.attrs[key])
+            text = "x".join(map(str, value)) if key == "mesh_shape" else (
+                ",".join(map(str, value)) if isinstance(value, list) else str(value))
+            ET.SubElement(properties, "property", name=key, value=text)
+    ET.SubElement(properties, "property", name="results_file", value=run.results_file)
+    return properties
 
 
 def junit_xml(run: RunSummary) -> str:
@@ -35,48 +84,16 @@ def junit_xml(run: RunSummary) -> str:
     <system-out>. A --baseline regression is one more test case, `baseline`, that fails. A run
     still going (or ended early) says so in an <error> case named `run`.
     """
-    cases = []
-    for record in run.checks:
-        case = ET.Element("testcase", classname=SUITE_NAME, name=record.name,
-                          time=f"{float(record.duration_s):.3f}")
-        tag = {"failed": "failure", "error": "error", "skipped": "skipped"}.get(record.status)
-        if tag is not None:
-            element = ET.SubElement(case, tag, message=_first_line(record.message), type=record.status)
-            element.text = record.message
-            if record.status == "error" and "traceback" in record.attrs:
-                element.text += "\n\n" + str(plain(record.attrs["traceback"]))
-        ET.SubElement(case, "system-out").text = record.headline
-        cases.append(case)
-    if run.baseline is not None:
-        case = ET.Element("testcase", classname=SUITE_NAME, name="baseline", time="0")
-        if run.baseline_regressions:
-            element = ET.SubElement(case, "failure", type="regression",
-                                    message=f"{len(run.baseline_regressions)} regression(s) against {run.baseline}")
-            element.text = "\n".join(run.baseline_lines)
-        ET.SubElement(case, "system-out").text = "\n".join(run.baseline_lines)
-        cases.append(case)
-    if not run.complete:
-        case = ET.Element("testcase", classname=SUITE_NAME, name="run", time=f"{run.elapsed_s:.3f}")
-        ET.SubElement(case, "error", type="incomplete",
-                      message="the run had not finished when this report was written")
-        cases.append(case)
-    tag_of = {c: next((e.tag for e in c if e.tag in ("failure", "error", "skipped")), None) for c in cases}
+    cases = _cases(run)
+    tag_of = [next((e.tag for e in c if e.tag in _TAGS.values()), None) for c in cases]
     suite = ET.Element(
         "testsuite", name=SUITE_NAME, tests=str(len(cases)),
-        failures=str(sum(t == "failure" for t in tag_of.values())),
-        errors=str(sum(t == "error" for t in tag_of.values())),
-        skipped=str(sum(t == "skipped" for t in tag_of.values())),
+        failures=str(tag_of.count("failure")), errors=str(tag_of.count("error")),
+        skipped=str(tag_of.count("skipped")),
         time=f"{run.elapsed_s:.3f}", timestamp=str(run.attrs.get("created", "")),
         hostname=os.uname().nodename,
     )
-    properties = ET.SubElement(suite, "properties")
-    for key in PROPERTIES:
-        if key in run.attrs:
-            value = plain(run.attrs[key])
-            text = "x".join(map(str, value)) if key == "mesh_shape" else (
-                ",".join(map(str, value)) if isinstance(value, list) else str(value))
-            ET.SubElement(properties, "property", name=key, value=text)
-    ET.SubElement(properties, "property", name="results_file", value=run.results_file)
+    suite.append(_properties(run))
     suite.extend(cases)
     root = ET.Element("testsuites", name="tessera_mpi", tests=suite.get("tests"), failures=suite.get("failures"),
                       errors=suite.get("errors"), skipped=suite.get("skipped"), time=suite.get("time"))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections import Counter
 
-from .._text import plural
+from ..util.text import plural
 from .compare import DEFAULT_NOISE_FLOOR, compare_runs
 from .reader import ResultsFileError, RunResults, read_results
 

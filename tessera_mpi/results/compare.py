@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._text import human_bytes
+from ..util.text import human_bytes
 from .reader import RunResults
 from .schema import STATUSES
 

@@ -14,7 +14,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .._version import __version__
-from ..mesh import Mesh
+from ..dist.mesh import Mesh
 from ..runtime import Runtime
 from .schema import SCHEMA_VERSION
 from .table import table

@@ -9,9 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-
-class ResultsFileError(OSError):
-    """The file does not exist or is not a tessera_mpi results file."""
+from ..errors import ResultsFileError
 
 
 def plain(value: Any) -> Any:

@@ -22,6 +22,3 @@ ROOT_ATTRS = (
     "launcher",
 )
 """Attributes every results file has at its root; `git_commit` and `slurm_*` are added where known."""
-
-CHECK_ATTRS = ("status", "duration_s", "message", "headline")
-"""Attributes of every /checks/<name> group."""

@@ -10,7 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._atomic import replacing
+from ..util.atomic import replacing
 from .schema import STATUSES
 
 

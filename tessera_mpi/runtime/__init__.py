@@ -1,7 +1,17 @@
 """The runtime: MPI start-up, one rank per device, the array backend and how buffers reach MPI."""
 
 from .backend import ArrayBackend, select_backend
-from .context import Runtime, current, finish, on_rebuild, rebuild, record_exit_code, register_mesh, start
+from .context import (
+    Runtime,
+    current,
+    finish,
+    live_meshes,
+    on_rebuild,
+    rebuild,
+    record_exit_code,
+    register_mesh,
+    start,
+)
 from .crash import fatal
 from .device import Placement
 from .launcher import LaunchInfo, detect_launcher
@@ -21,6 +31,7 @@ __all__ = [
     "register_mesh",
     "detect_launcher",
     "fatal",
+    "live_meshes",
     "select_backend",
     "start",
 ]

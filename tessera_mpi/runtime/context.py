@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from .._wait import wait_for
-from ..agree import agree
+from .waits import wait_for
+from .agree import agree
 from ..errors import ConfigError
 from .backend import ArrayBackend, select_backend
 from .crash import exit_now, grace_seconds, install_excepthook, leave_if_leaving
@@ -29,6 +29,7 @@ from .device import Placement, device_ordinal, hostname, node_comm
 from .ft import FaultTolerance, detect
 from .launcher import LaunchInfo, detect_launcher
 from .transfer import Staging
+from . import state
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,18 @@ class Runtime:
         return self.world.size
 
 
-_current: Runtime | None = None
 
 
 @dataclass
 class _Registry:
     """What a rebuild must revisit, in creation order (the same on every rank)."""
 
-    meshes: list[weakref.ref] = field(default_factory=list)
+    meshes: list[tuple[int | None, weakref.ref]] = field(default_factory=list)
+    """(serial, mesh): world meshes are numbered in creation order, the same on every rank."""
+    serial: int = 0
     listeners: list[Callable[[Runtime, Runtime], None]] = field(default_factory=list)
     real_failures: bool = False
     simulated_drops: bool = False
-    exit_code: int = 0
     shutdown: MPI.Intracomm | None = None
     """A duplicate of the original world, never rebuilt: where parked ranks and survivors meet last."""
 
@@ -95,7 +96,7 @@ _registry = _Registry()
 
 def current() -> Runtime | None:
     """Return the runtime if `start` has run in this process, else None (no communication)."""
-    return _current
+    return state.runtime
 
 
 def _bind_backend(backend_name: str | None, local_rank: int) -> tuple[ArrayBackend, str]:
@@ -130,9 +131,8 @@ def start(*, backend_name: str | None = None) -> Runtime:
     backend that cannot start, say) raises the same ConfigError on every rank, naming the
     ranks where it happened.
     """
-    global _current
-    if _current is not None:
-        return _current
+    if state.runtime is not None:
+        return state.runtime
     world = MPI.COMM_WORLD
     install_excepthook()
     node = node_comm(world)
@@ -151,13 +151,13 @@ def start(*, backend_name: str | None = None) -> Runtime:
     node.Free()
     _registry.shutdown = world.Dup()
     placement = Placement(host=hostname(), local_rank=0, local_size=1, device=device)
-    _current = _assemble(
+    state.runtime = _assemble(
         world, placement, launch=detect_launcher(os.environ), backend=backend, cuda_aware=cuda_aware,
-        cuda_aware_source=source, staging=Staging(backend, cuda_aware=cuda_aware), ft=ft,
+        cuda_aware_source=source, staging=Staging(backend, direct=cuda_aware), ft=ft,
     )
     atexit.register(_at_exit)
     _record_sys_exit()
-    return _current
+    return state.runtime
 
 
 def _record_sys_exit() -> None:
@@ -172,9 +172,23 @@ def _record_sys_exit() -> None:
     sys.exit = exit
 
 
-def register_mesh(mesh: Any) -> None:
-    """Remember `mesh` so that a rebuild after a failure rebuilds it too (weakly held)."""
-    _registry.meshes.append(weakref.ref(mesh))
+def register_mesh(mesh: Any, *, on_world: bool) -> None:
+    """Remember `mesh` so that a rebuild after a failure rebuilds it too (weakly held).
+
+    A mesh built on the job's world is built by every rank in the same order, so its serial
+    number names it on every rank; a mesh on another communicator gets none (it is lost in a
+    rebuild, locally: its members are not every survivor).
+    """
+    serial = None
+    if on_world:
+        _registry.serial += 1
+        serial = _registry.serial
+    _registry.meshes.append((serial, weakref.ref(mesh)))
+
+
+def live_meshes() -> list[Any]:
+    """Return the registered meshes still in use on this rank (no communication)."""
+    return [m for _, ref in _registry.meshes if (m := ref()) is not None]
 
 
 def on_rebuild(listener: Callable[[Runtime, Runtime], None]) -> None:
@@ -188,26 +202,33 @@ def rebuild(world: MPI.Intracomm, lost: tuple[int, ...], *, real: bool) -> Runti
     Collective over `world`: every survivor must call it. The communicators of the failed
     world are dropped, not freed (freeing a communicator with a dead member can hang).
     """
-    global _current
-    old = _current
+    old = state.runtime
     assert old is not None
     _registry.real_failures |= real
     _registry.simulated_drops |= not real
     me = old.placement
-    _current = _assemble(
+    new = state.runtime = _assemble(
         world, me, launch=old.launch, backend=old.backend, cuda_aware=old.cuda_aware,
         cuda_aware_source=old.cuda_aware_source, staging=old.staging, ft=old.ft,
         generation=old.generation + 1,
         lost=old.lost + tuple((f"rank {r} of {old.size}", old.placements[r]) for r in lost),
     )
-    live = [ref() for ref in _registry.meshes]
-    _registry.meshes = [weakref.ref(m) for m in live if m is not None]
-    for mesh in live:
-        if mesh is not None:
-            mesh._rebuild(old, _current, lost)
+    alive = [(serial, m) for serial, ref in _registry.meshes if (m := ref()) is not None]
+    _registry.meshes = [(serial, weakref.ref(m)) for serial, m in alive]
+    # Rebuilding a mesh is collective, and whether a mesh is still in use is each rank's own
+    # affair (a rank may have dropped its last reference, or never had a sub-communicator's
+    # mesh): rebuild only the world meshes every survivor still uses, lose the others locally.
+    mine = [serial for serial, _ in alive if serial is not None]
+    common = set(mine).intersection(*map(set, world.allgather(mine)))
+    for serial, mesh in alive:
+        if serial in common:
+            mesh._rebuild(old, new, lost)
+        else:
+            mesh._lose(new, "lost: not every survivor still used it" if serial is not None
+                       else "lost: it was built on a communicator other than the job's world")
     for listener in _registry.listeners:
-        listener(old, _current)
-    return _current
+        listener(old, new)
+    return new
 
 
 def shutdown_comm() -> MPI.Intracomm:
@@ -216,9 +237,7 @@ def shutdown_comm() -> MPI.Intracomm:
     return _registry.shutdown
 
 
-def record_exit_code(code: int) -> None:
-    """Remember the code this rank should end with (the excepthook records 1)."""
-    _registry.exit_code = max(_registry.exit_code, code)
+record_exit_code = state.record_exit_code
 
 
 def finish(code: int) -> int:
@@ -232,7 +251,7 @@ def finish(code: int) -> int:
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    rt = _current
+    rt = state.runtime
     if rt is not None and rt.ft.real and (_registry.real_failures or code):
         agreed = _highest(rt.control, code, grace_seconds())
         if agreed is None:
@@ -261,6 +280,6 @@ def _at_exit() -> None:
     # Scripts that never call finish (the guide's examples) still must not enter a Finalize
     # that can hang after a real failure, nor while the job is being ended.
     leave_if_leaving()
-    fault_tolerant = _current is not None and _current.ft.real
-    if _registry.real_failures or _registry.simulated_drops or (fault_tolerant and _registry.exit_code):
-        finish(_registry.exit_code)
+    fault_tolerant = state.runtime is not None and state.runtime.ft.real
+    if _registry.real_failures or _registry.simulated_drops or (fault_tolerant and state.exit_code):
+        finish(state.exit_code)

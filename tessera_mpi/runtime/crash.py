@@ -18,8 +18,10 @@ from typing import NoReturn
 
 from mpi4py import MPI
 
-from .._text import rank_ranges
-from .._wait import wait_for
+from . import state
+
+from ..util.text import rank_ranges
+from .waits import wait_for
 
 GRACE_ENV = "TESSERA_ERROR_GRACE"
 DEFAULT_GRACE_S = 5.0
@@ -29,9 +31,7 @@ EXIT_STAGGER_S = 0.05
 
 
 def _whoami() -> str:
-    from . import context
-
-    rt = context.current()
+    rt = state.runtime
     if rt is None:
         return f"rank {MPI.COMM_WORLD.rank} (host {os.uname().nodename})"
     return f"rank {rt.rank} ({rt.placement})"
@@ -58,9 +58,7 @@ def leave_if_leaving() -> None:
 
 
 def _fault_tolerant() -> bool:
-    from . import context
-
-    rt = context.current()
+    rt = state.runtime
     return rt is not None and rt.ft.real
 
 
@@ -130,12 +128,10 @@ def _all_failed(comm: MPI.Intracomm, grace: float) -> bool:
 
 
 def _hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-    from . import context
-
     leave_if_leaving()
     text = "".join(traceback.format_exception(kind, value, tb)).rstrip()
-    context.record_exit_code(1)
-    rt = context.current()
+    state.record_exit_code(1)
+    rt = state.runtime
     if MPI.COMM_WORLD.size == 1:
         _write(f"tessera_mpi: {_whoami()}: uncaught exception\n{text}")
         return

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 from mpi4py import MPI
 
 from ..errors import ConfigError
+from .waits import wait_for
 
 FT_ENV = "TESSERA_FT"
 
@@ -59,6 +61,29 @@ def detect() -> FaultTolerance:
         raise ConfigError(f"{FT_ENV}=real but {reason}")
     return FaultTolerance("real", reason) if possible else FaultTolerance("simulated", reason)
 
+
+def learn_failed(comm: MPI.Comm, world: MPI.Intracomm) -> tuple[int, ...]:
+    """Return the ranks of `world` that failed, as the members of `comm` can learn them.
+
+    A rank that only saw a peer's revocation knows of no failure; a fault-tolerant agreement
+    among the members makes every one of them meet the failure, after which it is known. Each
+    rank gives up after AGREE_S (a member may be elsewhere), so this never hangs. `Agree` with
+    an unacknowledged failure raises and loses its value, so failures are acknowledged first
+    and the non-blocking form is used.
+    """
+    try:
+        comm.Ack_failed()
+        wait_for(comm.Iagree(np.ones(1, dtype=np.intc)), AGREE_S)
+    except MPI.Exception:
+        pass
+    comm.Ack_failed()
+    group = comm.Get_failed()
+    ranks = MPI.Group.Translate_ranks(group, list(range(group.Get_size())), world.Get_group())
+    return tuple(sorted(r for r in ranks if r != MPI.UNDEFINED))
+
+
+AGREE_S = 2.0
+"""How long the members of a failed communicator try to agree on who failed before giving up."""
 
 FAILURE_CLASSES = tuple(
     getattr(MPI, name) for name in ("ERR_PROC_FAILED", "ERR_PROC_FAILED_PENDING", "ERR_REVOKED") if hasattr(MPI, name)

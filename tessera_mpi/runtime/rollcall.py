@@ -16,7 +16,7 @@ from collections import Counter
 import numpy as np
 from mpi4py import MPI
 
-from .._text import rank_ranges
+from ..util.text import rank_ranges
 
 WIDTH = 200
 TAG = 7301

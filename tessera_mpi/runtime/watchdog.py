@@ -12,6 +12,8 @@ from typing import ClassVar, NoReturn
 
 from mpi4py import MPI
 
+from . import state
+
 from .crash import exit_now, fatal, leave, report
 from .rollcall import diagnose, roll_call
 from .tracker import tracker
@@ -48,10 +50,8 @@ def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code:
     MPI_Abort ends only the caller and a stopped process never exits, so every rank kills the
     silent ranks on its own host, waits for the launcher to take in their deaths, and leaves.
     """
-    from . import context
-
     lowest = me == min(answers)
-    rt = context.current()
+    rt = state.runtime
     # The main thread may raise (its collective fails once the silent ranks are killed) and
     # exit first: by the same rule, so that one rank carries the code.
     leave(code, speaker=lowest if rt is not None and rt.ft.real else None)
@@ -105,11 +105,9 @@ class Watchdog:
 
     def end_job(self) -> NoReturn:
         """Hold the roll call, print the diagnosis once and end the job (the default timeout)."""
-        from . import context
-
         message = (f"{self.what} did not finish within {self.timeout_s:g} s "
                    "(a rank is hung, dead or far slower than the others); ending the job")
-        rt = context.current()
+        rt = state.runtime
         if rt is not None and rt.size > 1:
             answers = roll_call(rt.watch, tracker.status(), grace_s=ROLL_CALL_GRACE_S)
             message += "\n" + diagnose(rt.size, answers, "where every rank is")

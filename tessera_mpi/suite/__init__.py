@@ -1,6 +1,7 @@
 """The QA suite: registered collective checks, run by `python -m tessera_mpi.suite`."""
 
 from .context import CheckContext
-from .registry import Check, register, registered
+from .checks import registered
+from .registry import Check, register
 
 __all__ = ["Check", "CheckContext", "register", "registered"]

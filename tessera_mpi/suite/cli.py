@@ -10,18 +10,18 @@ from pathlib import Path
 from mpi4py import MPI
 
 from .. import runtime
-from .._text import plural, shape_str
+from ..util.text import plural, shape_str
 from .._version import __version__
-from ..agree import agree
+from ..runtime.agree import agree
 from ..errors import ConfigError, DivergenceError
-from ..load import MESSAGE_BYTES, BackgroundLoad
-from ..mesh import Mesh
+from ..fabric.load import MESSAGE_BYTES, BackgroundLoad
+from ..dist.mesh import Mesh
 from ..results import ResultsWriter
 from ..results.reader import ResultsFileError
 from ..results.provenance import ranks_table, root_attrs
 from . import console
 from .options import SuiteOptions, UsageError, build_parser, parse_options
-from .registry import registered
+from .checks import registered
 from .reports import Reports
 from .repetition import combine
 from .runner import Session, run_checks

@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-from .._text import plural
+from ..util.text import plural
 from ..results import CheckRecord
 from .repetition import Spread
 

@@ -7,10 +7,11 @@ from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
-from ..load import BackgroundLoad
-from ..mesh import Mesh
-from ..results import Dataset
 from .. import runtime
+from ..dist.mesh import Mesh
+from ..errors import TesseraError
+from ..fabric.load import BackgroundLoad
+from ..results import Dataset
 from ..runtime import Runtime
 from .options import SuiteOptions
 
@@ -18,7 +19,7 @@ from .options import SuiteOptions
 T = TypeVar("T")
 
 
-class CheckSkipped(Exception):
+class CheckSkipped(TesseraError):
     """Raised by a check (through `ctx.skip`) that does not apply to this run."""
 
 

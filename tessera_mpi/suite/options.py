@@ -10,13 +10,11 @@ from typing import IO, NoReturn
 
 from mpi4py import MPI
 
+from ..errors import UsageError
+
 DEFAULT_AXES = {1: ("dp",), 2: ("tp", "dp"), 3: ("tp", "pp", "dp")}
 """Axis names used when --axes is not given, by the number of mesh dimensions."""
 DEFAULT_TIMEOUT_S = 300.0
-
-
-class UsageError(Exception):
-    """The command line is wrong; the suite prints usage once and every rank exits with 2."""
 
 
 @dataclass(frozen=True)

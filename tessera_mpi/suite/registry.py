@@ -34,8 +34,7 @@ def register(name: str, *, help: str) -> Callable[[Callable[[CheckContext], None
     return decorate
 
 
-def registered() -> dict[str, Check]:
-    """Return every known check by name, in run order."""
-    from . import checks  # noqa: F401  (importing the package registers the built-in checks)
-
+def known() -> dict[str, Check]:
+    """Return the checks registered so far, in run order (see `checks.registered` for all of
+    the built-in ones)."""
     return dict(_REGISTRY)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._text import rank_ranges
+from ..util.text import rank_ranges
 from ..results import CheckRecord, Dataset, table
 from ..results.schema import STATUSES
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from mpi4py import MPI
 
 from .. import runtime
-from .._atomic import write_text
-from ..agree import agree
+from ..util.atomic import write_text
+from ..runtime.agree import agree
 from ..errors import ConfigError
 from ..reports import RunSummary, junit_xml, summary_json
 from ..results import ResultsWriter, read_results

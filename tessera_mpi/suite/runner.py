@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import runtime
-from .._text import plural, shape_str
-from ..agree import AgreementTimeout, agree
-from ..load import BackgroundLoad
-from ..mesh import Mesh
+from ..util.text import plural, shape_str
+from ..runtime.agree import AgreementTimeout, agree
+from ..fabric.load import BackgroundLoad
+from ..dist.mesh import Mesh
 from ..results import CheckRecord, ResultsWriter
 from ..results.schema import STATUSES
 from ..runtime import Runtime, Watchdog, fatal

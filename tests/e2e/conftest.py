@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera_mpi._procs import kill_session
+from tessera_mpi.util.procs import kill_session
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"

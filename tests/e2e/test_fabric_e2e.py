@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import ROOT, mpirun
 
-from tessera_mpi.busbw import COLLECTIVES
+from tessera_mpi.fabric.collectives import SWEPT as COLLECTIVES
 from tessera_mpi.results import read_results
 
 COLUMNS = ("size_bytes", "count", "dtype", "iters", "time_us_avg", "time_us_min", "time_us_max",

@@ -6,7 +6,7 @@ import pytest
 from mpi4py import MPI
 
 from tessera_mpi.testing import assert_all
-from tessera_mpi.agree import AgreementTimeout, agree, agree_equal
+from tessera_mpi.runtime.agree import AgreementTimeout, agree, agree_equal
 from tessera_mpi.errors import DivergenceError
 
 

@@ -5,9 +5,9 @@ import pytest
 
 from tessera_mpi.testing import assert_all
 from tessera_mpi import dist, op, profile, runtime
-from tessera_mpi.busbw import bus_factor
-from tessera_mpi.p2p import Buffers, exchange_window, receive_window, send_window
-from tessera_mpi.sweep import VARIANTS, kernel, measure, verify
+from tessera_mpi.fabric.busbw import bus_factor
+from tessera_mpi.fabric.p2p import Buffers, exchange_window, receive_window, send_window
+from tessera_mpi.fabric.sweep import VARIANTS, kernel, measure, verify
 
 
 @pytest.mark.mpi(min_size=4)

@@ -6,7 +6,7 @@ import pytest
 from tessera_mpi.testing import assert_all
 from tessera_mpi import dist, op
 from tessera_mpi.errors import AxisError, DivergenceError, LayoutError
-from tessera_mpi.exact_reference import reference_sums
+from tessera_mpi.reduction.exact_reference import reference_sums
 from tessera_mpi.suite.checks.determinism import adversarial, contribution
 
 

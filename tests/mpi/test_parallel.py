@@ -7,7 +7,7 @@ import pytest
 
 from tessera_mpi.testing import assert_all
 from tessera_mpi import dist, op
-from tessera_mpi.load import BackgroundLoad, LoadError
+from tessera_mpi.fabric.load import BackgroundLoad, LoadError
 from tessera_mpi.parallel import Grid, Plan, PlantedFault, validate
 from tessera_mpi.suite.checks.determinism import contribution
 

@@ -27,7 +27,7 @@ def test_auto_falls_back_to_numpy_without_a_gpu(monkeypatch):
 
 
 def test_host_buffers_go_to_mpi_as_they_are():
-    staging = Staging(NumpyBackend(), cuda_aware=False)
+    staging = Staging(NumpyBackend(), direct=False)
     a = np.arange(4.0)
     assert not staging.staged
     assert staging.send_buffer(a) is a and staging.recv_buffer(a) is a
@@ -35,7 +35,7 @@ def test_host_buffers_go_to_mpi_as_they_are():
 
 def test_device_buffers_are_synchronized_and_staged_without_cuda_aware_mpi():
     backend = EmulatedDeviceBackend()
-    staging = Staging(backend, cuda_aware=False)
+    staging = Staging(backend, direct=False)
     send, out = np.arange(4.0), np.zeros(4)
     host_send = staging.send_buffer(send)
     host_recv = staging.recv_buffer(out)
@@ -49,7 +49,7 @@ def test_device_buffers_are_synchronized_and_staged_without_cuda_aware_mpi():
 
 def test_device_buffers_go_straight_to_cuda_aware_mpi():
     backend = EmulatedDeviceBackend()
-    staging = Staging(backend, cuda_aware=True)
+    staging = Staging(backend, direct=True)
     a = np.ones(3)
     assert staging.send_buffer(a) is a and staging.recv_buffer(a) is a
     assert backend.syncs == 2 and backend.bytes_to_host == 0

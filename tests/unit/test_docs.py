@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tessera_mpi.suite.options import build_parser
-from tessera_mpi.suite.registry import registered
+from tessera_mpi.suite.checks import registered
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -30,3 +30,10 @@ def test_relative_links_resolve(doc):
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text())
     broken = [link for link in links if "://" not in link and not (doc.parent / link).exists()]
     assert not broken, f"{doc.name} links to missing files {broken}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_paths_named_in_the_docs_exist(doc):
+    named = re.findall(r"`((?:tessera_mpi|scripts|tests|docs|examples)/[\w./-]*)`", doc.read_text())
+    missing = [p for p in named if not (ROOT / p.rstrip("/")).exists()]
+    assert not missing, f"{doc.name} names paths that do not exist: {missing}"

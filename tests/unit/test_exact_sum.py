@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from tessera_mpi.exact_reference import reference_sum, reference_sums
-from tessera_mpi.exact_sum import FloatFormat, decode, digit_bits, digit_count, encode, exact_sum, exponent_bounds
+from tessera_mpi.reduction.exact_reference import reference_sum, reference_sums
+from tessera_mpi.reduction.exact_sum import FloatFormat, decode, digit_bits, digit_count, encode, exact_sum, exponent_bounds
 from tessera_mpi.suite.checks.determinism import adversarial
 
 DTYPES = [np.float32, np.float64]

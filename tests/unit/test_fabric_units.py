@@ -5,15 +5,16 @@ import io
 import numpy as np
 import pytest
 
-from tessera_mpi.busbw import bus_factor, busbw_gbps, per_rank_count, size_of
-from tessera_mpi.hardware import expectation
-from tessera_mpi.p2p import partner, rounds
+from tessera_mpi.fabric.busbw import bus_factor, busbw_gbps, per_rank_count, size_of
+from tessera_mpi.fabric.expectations import expectation
+from tessera_mpi.fabric.p2p import partner, rounds
 from tessera_mpi.profile import Record, _figures, format_figures
 from tessera_mpi.suite.checks.links import common_end, slow_links
 from tessera_mpi.suite.options import UsageError, parse_bytes, parse_options, parse_sizes
-from tessera_mpi._text import human_bytes
+from tessera_mpi.util.text import human_bytes
 from tessera_mpi.suite.progress import Progress
-from tessera_mpi.sweep import distinct, sizes, summed, values
+from tessera_mpi.fabric.pattern import summed, values
+from tessera_mpi.fabric.sweep import distinct, sizes
 
 
 def test_nccl_tests_conventions():

@@ -5,7 +5,7 @@ import pytest
 
 from tessera_mpi.errors import ConfigError
 from tessera_mpi.fault import FaultPlan, FaultPlanError
-from tessera_mpi.mesh import plan_repair
+from tessera_mpi.dist.mesh import plan_repair
 from tessera_mpi.results import CheckRecord, Dataset, ResultsWriter, read_results, table
 from tessera_mpi.runtime.ft import detect
 from tessera_mpi.runtime.rollcall import diagnose

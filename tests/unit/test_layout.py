@@ -6,7 +6,7 @@ import pytest
 
 from tessera_mpi.dist import Replicate, ShardSpec, shard_bounds
 from tessera_mpi.errors import LayoutError
-from tessera_mpi.layout import Placed, volume
+from tessera_mpi.dist.layout import Placed, volume
 
 
 def test_uneven_rule_from_the_docstring():

@@ -3,7 +3,7 @@
 import pytest
 
 from tessera_mpi.errors import MeshSpecError
-from tessera_mpi.mesh import check_mesh_args
+from tessera_mpi.dist.mesh import check_mesh_args
 
 
 def test_defaults_and_normalization():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tessera_mpi.pattern import fill_pattern, pattern_bits
+from tessera_mpi.dist.fill import fill_pattern, pattern_bits
 
 
 @pytest.mark.parametrize("dtype, bits", [(np.float32, 23), (np.float64, 31), (np.float16, 10),

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tessera_mpi._procs import kill_session
+from tessera_mpi.util.procs import kill_session
 
 # A "launcher" that starts a child in a process group of its own (as Open MPI does for each rank),
 # which then stops itself like a hung rank, while the launcher waits for ever.

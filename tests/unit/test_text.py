@@ -1,4 +1,4 @@
-from tessera_mpi._text import plural, rank_ranges, shape_str
+from tessera_mpi.util.text import plural, rank_ranges, shape_str
 
 
 def test_rank_ranges():

@@ -3,12 +3,12 @@ element by element, bus bandwidth judged against the expected link bandwidth."""
 
 from __future__ import annotations
 
-from ...busbw import COLLECTIVES
-from ...hardware import Expectation, expectation
+from ...fabric.collectives import SWEPT, TABLE
+from ...fabric.expectations import Expectation, expectation
 from ...results import table
-from ...sweep import VARIANTS, Measurement, distinct, measure, memory_cap, sizes
+from ...fabric.sweep import Measurement, distinct, measure, memory_cap, sizes
 from ..context import CheckContext
-from ..._text import human_bytes
+from ...util.text import human_bytes
 from ..progress import Progress
 from ..registry import register
 
@@ -67,13 +67,13 @@ UNLOADED = "_unloaded"
 def run_sweep(ctx: CheckContext, plan: list[tuple[str, int, bool]], budget: float, *,
               label: str) -> dict[str, list[Measurement]]:
     """Measure every (collective, size, in_place) of `plan`; a wrong element fails the check."""
-    comm, rt = ctx.mesh.comm, ctx.runtime
+    (_, group), rt = ctx.mesh.group(None), ctx.runtime
     progress = Progress(f"bandwidth{label}", len(plan), enabled=ctx.is_root)
-    results: dict[str, list[Measurement]] = {c: [] for c in COLLECTIVES}
+    results: dict[str, list[Measurement]] = {c: [] for c in SWEPT}
     for collective, size, in_place in plan:
-        m = measure(collective, comm, rt, size_bytes=size, in_place=in_place, budget_s=budget)
+        m = measure(collective, group, rt, size_bytes=size, in_place=in_place, budget_s=budget)
         results[collective].append(m)
-        wrong = m.wrong_by_rank[comm.rank]
+        wrong = m.wrong_by_rank[group.rank]
         if wrong:
             ctx.fail(f"{collective} {human_bytes(m.size_bytes)} {'in place' if in_place else 'out of place'}"
                      f"{label}: {wrong} of its elements wrong")
@@ -93,8 +93,8 @@ def check_bandwidth(ctx: CheckContext) -> None:
     nominal = sizes(low, high, factor)
     budget = ctx.sized(full=0.2, small=0.05, quick=0.02)
     expect = expectation((p.device for p in mesh.placements), given_gbps=ctx.options.expect_busbw)
-    plan = [(c, size, in_place) for c in COLLECTIVES for size in distinct(c, nominal, comm.size, 4)
-            for in_place in VARIANTS[c]]
+    plan = [(c, size, in_place) for c in SWEPT for size in distinct(c, nominal, comm.size, 4)
+            for in_place in TABLE[c].variants]
     results = run_sweep(ctx, plan, budget, label="")
     unloaded: dict[str, list[Measurement]] | None = None
     if ctx.load is not None:

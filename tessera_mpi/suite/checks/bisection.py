@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-from ...hardware import expectation
-from ...p2p import exchange_window
+from ...fabric.expectations import expectation
+from ...fabric.p2p import exchange_window
 from ...results import table
 from ..context import CheckContext
-from ..._text import human_bytes
+from ...util.text import human_bytes
 from ..registry import register
 from .links import WINDOW, pair_buffers
 
@@ -35,8 +35,8 @@ def splits(n: int) -> dict[str, list[int]]:
 @register("bisection", help="all ranks exchange across a cut at once (halves, random split); aggregate GB/s")
 def check_bisection(ctx: CheckContext) -> None:
     mesh, rt = ctx.mesh, ctx.runtime
-    comm = mesh.comm
-    n, me = comm.size, comm.rank
+    _, group = mesh.group(None)
+    comm, n, me = group.comm, group.size, group.rank
     if n < 2:
         ctx.skip("one rank has no counterpart")
     buffers = pair_buffers(ctx)
@@ -49,7 +49,7 @@ def check_bisection(ctx: CheckContext) -> None:
         for _ in range(REPEATS):
             comm.Barrier()
             if peer >= 0:
-                seconds, bad = exchange_window(comm, rt, buffers, peer)
+                seconds, bad = exchange_window(group, rt, buffers, peer)
                 best, wrong = min(best, seconds), wrong + bad
         if wrong:
             ctx.fail(f"{name} split: {wrong} wrong elements received from rank {peer}")

@@ -11,9 +11,9 @@ import numpy as np
 from mpi4py import MPI
 
 from ... import dist, op
-from ...deterministic import ALGORITHMS
-from ...exact_reference import reference_sums
-from ...mesh import Mesh
+from ...reduction.deterministic import ALGORITHMS
+from ...reduction.exact_reference import reference_sums
+from ...dist.mesh import Mesh
 from ...results import table
 from ..context import CheckContext
 from ..registry import register

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from ... import dist, fault, op, runtime
-from ..._text import plural
+from ...util.text import plural
 from ...errors import CorruptionError
 from ...results import read_results, table
 from ...runtime.watchdog import ROLL_CALL_GRACE_S
-from ...sweep import measure
+from ...fabric.sweep import measure
 from ..context import CheckContext
 from ..registry import register
 
@@ -222,10 +222,11 @@ def _sweep(ctx: CheckContext) -> Outcome:
 
         def work() -> None:
             for size in sizes:
-                measure("all_reduce", mesh.comm, rt, size_bytes=size, budget_s=0.01)
+                measure("all_reduce", mesh.group(None)[1], rt, size_bytes=size, budget_s=0.01)
 
         def verify(rebuilt: dist.Mesh) -> tuple[bool, str]:
-            m = measure("all_reduce", rebuilt.comm, runtime.current(), size_bytes=sizes[-1], budget_s=0.01)
+            m = measure("all_reduce", rebuilt.group(None)[1], runtime.current(), size_bytes=sizes[-1],
+                        budget_s=0.01)
             return m.wrong == 0, f"a sweep size on the {rebuilt.size} survivors: {m.wrong} wrong elements"
 
         return mesh, work, verify

@@ -7,10 +7,10 @@ from collections import Counter
 
 import numpy as np
 
-from ...p2p import Buffers, exchange_window, partner, receive_window, rounds, send_window
+from ...fabric.p2p import Buffers, exchange_window, partner, receive_window, rounds, send_window
 from ...results import table
 from ..context import CheckContext
-from ..._text import human_bytes
+from ...util.text import human_bytes
 from ..progress import Progress
 from ..registry import register
 
@@ -34,8 +34,8 @@ def _measure_round(ctx: CheckContext, buffers: Buffers, peer: int | None) -> tup
 
     The peer measures its own sends to me; each rank fills its row of the matrix.
     """
-    comm, rt = ctx.mesh.comm, ctx.runtime
-    me = comm.rank
+    (_, group), rt = ctx.mesh.group(None), ctx.runtime
+    comm, me = group.comm, group.rank
     if peer is None:
         comm.Barrier()
         return 0.0, 0.0, 0
@@ -45,10 +45,10 @@ def _measure_round(ctx: CheckContext, buffers: Buffers, peer: int | None) -> tup
     for _ in range(REPEATS):
         for sender in sorted((me, peer)):
             if sender == me:
-                best_out = min(best_out, send_window(comm, rt, buffers, peer))
+                best_out = min(best_out, send_window(group, rt, buffers, peer))
             else:
-                wrong += receive_window(comm, rt, buffers, peer)
-        seconds, bad = exchange_window(comm, rt, buffers, peer)
+                wrong += receive_window(group, rt, buffers, peer)
+        seconds, bad = exchange_window(group, rt, buffers, peer)
         best_both = min(best_both, seconds)
         wrong += bad
     return size / best_out / 1e9, 2 * size / best_both / 1e9, wrong

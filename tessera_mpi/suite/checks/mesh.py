@@ -7,10 +7,9 @@ from collections import Counter
 from itertools import combinations
 
 import numpy as np
-from mpi4py import MPI
 
-from ..._text import plural, shape_str
-from ...mesh import Mesh
+from ...util.text import plural, shape_str
+from ...dist.mesh import Mesh
 from ...results import table
 from ..context import CheckContext
 from ..registry import register
@@ -38,22 +37,22 @@ def _check_cartesian(ctx: CheckContext) -> None:
 
 def _check_groups(ctx: CheckContext) -> list[dict]:
     mesh, rt = ctx.mesh, ctx.runtime
-    xp, staging = rt.backend.xp, rt.staging
+    xp = rt.backend.xp
     rows = []
-    for group in axis_groups(mesh):
-        comm = mesh.comm_for(group)
-        name = ",".join(group)
-        expected = math.prod(mesh.axis_size(a) for a in group)
+    for axes in axis_groups(mesh):
+        _, group = mesh.group(axes)
+        comm = group.comm
+        name = ",".join(axes)
+        expected = math.prod(mesh.axis_size(a) for a in axes)
         members = tuple(comm.allgather(mesh.rank))
         if comm.size != expected:
             ctx.fail(f"group ({name}) has {comm.size} ranks, expected {expected}")
-        if members != mesh.group_ranks(group, mesh.rank):
-            ctx.fail(f"group ({name}) holds mesh ranks {members}, expected {mesh.group_ranks(group, mesh.rank)}")
+        if members != mesh.group_ranks(axes, mesh.rank):
+            ctx.fail(f"group ({name}) holds mesh ranks {members}, expected {mesh.group_ranks(axes, mesh.rank)}")
         ones = xp.ones(1, dtype=np.float64)
         total = xp.zeros(1, dtype=np.float64)
-        recv = staging.recv_buffer(total)
-        comm.Allreduce(staging.send_buffer(ones), recv, op=MPI.SUM)
-        staging.finish(recv, total)
+        with group.call(f"all-reduce of ones over ({name})") as call:
+            call.all_reduce(ones, total)
         value = float(rt.backend.to_host(total)[0])
         if value != expected:
             ctx.fail(f"all-reduce of ones over ({name}) gave {value:g}, expected {expected}")

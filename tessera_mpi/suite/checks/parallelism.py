@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-from ..._text import plural
+from ...util.text import plural
 from ...parallel import Grid, Plan, PlanError, PlantedFault, Validation, validate
 from ...parallel.phases import PHASES
 from ...parallel.pipeline import in_flight, one_f_one_b
 from ...parallel.plan import AXES
 from ...parallel.verify import QUANTITIES, TOLERANCES
 from ...results import table
-from ...timing import summarize
+from ...fabric.timing import summarize
 from ..context import CheckContext
 from ..registry import register
 

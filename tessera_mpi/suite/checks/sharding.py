@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from ... import dist
-from ...layout import Layout
-from ...mesh import Mesh
+from ...dist.layout import Layout
+from ...dist.mesh import Mesh
 from ...results import table
-from ...tensor import DistTensor
+from ...dist.dtensor import DistTensor
 from ..context import CheckContext
 from ..registry import register
 

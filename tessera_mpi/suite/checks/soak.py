@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-from ...busbw import busbw_gbps, per_rank_count, size_of
+from ...fabric.busbw import busbw_gbps, per_rank_count, size_of
 from ...results import table
-from ...sweep import kernel, memory_cap, verify
-from ...timing import time_loop
+from ...fabric.sweep import kernel, memory_cap, verify
+from ...fabric.timing import time_loop
 from ..context import CheckContext
-from ..._text import human_bytes
+from ...util.text import human_bytes
 from ..progress import Progress
 from ..registry import register
 
@@ -25,11 +25,12 @@ def check_soak(ctx: CheckContext) -> None:
     if duration <= 0:
         ctx.skip("pass --duration SECONDS to soak the fabric")
     mesh, rt = ctx.mesh, ctx.runtime
-    comm = mesh.comm
+    _, group = mesh.group(None)
+    comm = group.comm
     size = min(ctx.sized(full=1 << 28, small=1 << 20, quick=1 << 16), memory_cap(rt, comm))
     count = per_rank_count("all_reduce", size, comm.size, 4)
     size = size_of("all_reduce", count, comm.size, 4)
-    k = kernel("all_reduce", comm, rt, count=count, dtype=np.float32, in_place=False)
+    k = kernel("all_reduce", group, rt, count=count, dtype=np.float32, in_place=False)
     window = max(0.2, duration / WINDOWS)
     comm.Barrier()
     once_start = MPI.Wtime()
@@ -44,7 +45,7 @@ def check_soak(ctx: CheckContext) -> None:
         elapsed = comm.bcast(MPI.Wtime() - start, root=0)
         if elapsed >= duration:
             break
-        bad = verify(k, comm, rt.backend.xp)
+        bad = verify(k, group, rt.backend.xp)
         wrong += bad[comm.rank]
         timing = time_loop(comm, k.run, iterations=iterations, warmup=0, clock=rt.backend.clock())
         rows.append({"t_s": elapsed, "iters": iterations, "time_us_max": timing.t_max * 1e6,

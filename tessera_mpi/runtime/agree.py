@@ -11,16 +11,12 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
-from ._text import rank_ranges
-from ._wait import wait_for
-from .errors import DivergenceError, TesseraError
+from ..errors import AgreementTimeout, DivergenceError
+from ..util.text import rank_ranges
+from .waits import wait_for
 
 MAX_MESSAGE = 2000
 """Longest per-rank message carried by an agreement; longer ones are cut."""
-
-
-class AgreementTimeout(TesseraError, TimeoutError):
-    """Not every rank reached an agreement before its deadline."""
 
 
 @dataclass(frozen=True)

@@ -6,18 +6,13 @@ from typing import TYPE_CHECKING
 
 from mpi4py import MPI
 
-from .agree import agree
+from ..errors import CollectiveAssertionError
+from ..runtime.agree import agree
 
 if TYPE_CHECKING:
-    from .mesh import Mesh
+    from ..dist.mesh import Mesh
 
-
-class CollectiveAssertionError(AssertionError):
-    """Raised on every rank when the condition was false on some rank; `failing` names them."""
-
-    def __init__(self, message: str, failing: tuple[int, ...]) -> None:
-        super().__init__(message)
-        self.failing = failing
+__all__ = ["CollectiveAssertionError", "assert_all"]
 
 
 def assert_all(condition: object, message: str = "", *, mesh: Mesh | None = None,
@@ -30,7 +25,7 @@ def assert_all(condition: object, message: str = "", *, mesh: Mesh | None = None
     given). A plain `assert` that fails on one rank would leave the others waiting in the
     test's next collective; this one fails the test everywhere at the same point.
     """
-    from . import runtime
+    from .. import runtime
 
     describe = None
     if mesh is not None:

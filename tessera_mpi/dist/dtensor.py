@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import NotInMeshError, StaleTensorError
+from ..errors import NotInMeshError, StaleTensorError
 from .layout import Layout, Placed, Replicate, place
 from .mesh import Mesh
-from .pattern import fill_pattern
+from .fill import fill_pattern
 
 if TYPE_CHECKING:
-    from .shard_audit import ShardingReport
+    from .audit import ShardingReport
 
 DEFAULT_DTYPE = np.float32
 
@@ -100,7 +100,7 @@ class DistTensor:
 
     def sharding_report(self) -> ShardingReport:
         """Audit the layout across the mesh; the same report on every rank. Collective over the mesh."""
-        from .shard_audit import audit
+        from .audit import audit
 
         return audit(self)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from mpi4py import MPI
 
-from .runtime.backend import EventClock, HostClock
+from ..runtime.backend import EventClock, HostClock
 
 Clock = HostClock | EventClock
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ._text import rank_ranges
+from ..util.text import rank_ranges
 from .layout import volume
-from .pattern import fill_pattern
+from .fill import fill_pattern
 
 if TYPE_CHECKING:
-    from .tensor import DistTensor
+    from .dtensor import DistTensor
 
 Box = tuple[tuple[int, int], ...]
 MAX_LISTED = 5
@@ -45,10 +45,6 @@ class ShardingReport:
     copies: int
     """How many copies of the whole tensor the mesh holds (replica groups)."""
     ranks: int
-
-    @property
-    def bad_ranks(self) -> tuple[int, ...]:
-        return tuple(sorted({r for p in self.problems for r in p.ranks}))
 
     def __str__(self) -> str:
         head = (

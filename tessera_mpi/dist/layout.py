@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from .errors import LayoutError
+from ..errors import LayoutError
 
 if TYPE_CHECKING:
     from .mesh import Mesh

@@ -24,19 +24,12 @@ from types import TracebackType
 import numpy as np
 from mpi4py import MPI
 
-from .errors import ConfigError, TesseraError
-from .mesh import Mesh
+from ..comm.call import Group
+from ..dist.mesh import Mesh
+from ..errors import LoadError, LoadUnavailableError
 
 MESSAGE_BYTES = {"full": 16 << 20, "small": 64 << 10, "quick": 4 << 10}
 """Bytes each rank contributes per load all-reduce: real hardware, oversubscribed machines, --quick."""
-
-
-class LoadUnavailableError(ConfigError):
-    """The MPI library does not provide MPI_THREAD_MULTIPLE, so no background stream can run."""
-
-
-class LoadError(TesseraError, RuntimeError):
-    """The background stream failed (the MPI error is its cause) or was used out of order."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +77,11 @@ class BackgroundLoad:
         if message_bytes < 4:
             raise ValueError(f"message_bytes must be at least 4, got {message_bytes}")
         rt = mesh.runtime
-        self.comm = mesh.comm.Dup()
+        # A background group: its calls leave the main thread's tracker and planned faults alone.
+        self.group = Group.of(mesh.comm.Dup(), tracked=False)
         self.message_bytes = message_bytes - message_bytes % 4
-        payload = rt.backend.xp.zeros(self.message_bytes // 4, dtype=np.float32)
-        # Zeros stay zeros under SUM, and a staged backend's host copy is as good a load as
-        # the device buffer: the thread never runs device code, only MPI on this buffer.
-        self._payload = payload
-        self._buffer = rt.staging.send_buffer(payload)
+        # Zeros stay zeros under SUM, so the stream can run for ever on one buffer.
+        self._payload = rt.backend.xp.zeros(self.message_bytes // 4, dtype=np.float32)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._run_stats = LoadStats(iterations=0, message_bytes=self.message_bytes, seconds=0.0)
@@ -104,11 +95,12 @@ class BackgroundLoad:
     def _stream(self) -> None:
         vote, agreed = np.zeros(1, dtype=np.int8), np.zeros(1, dtype=np.int8)
         iterations, start = 0, MPI.Wtime()
+        reduce, _ = self.group.bind("background load", "all_reduce", None, self._payload, op="sum")
         try:
             while True:
-                self.comm.Allreduce(MPI.IN_PLACE, self._buffer, op=MPI.SUM)
+                reduce()
                 vote[0] = self._stop.is_set()
-                self.comm.Allreduce(vote, agreed, op=MPI.MAX)
+                self.group.comm.Allreduce(vote, agreed, op=MPI.MAX)
                 iterations += 1
                 if agreed[0]:
                     break
@@ -155,7 +147,7 @@ class BackgroundLoad:
         """Stop the stream if it runs and free its communicator (collective over the mesh)."""
         if self._thread is not None:
             self.stop()
-        self.comm.Free()
+        self.group.comm.Free()
 
     def __enter__(self) -> BackgroundLoad:
         self.start()

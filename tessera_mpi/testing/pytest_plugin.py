@@ -59,7 +59,7 @@ def _tessera_hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     if not _under_mpi(request.config):
         yield
         return
-    from .runtime import Watchdog
+    from ..runtime import Watchdog
 
     capture = request.config.pluginmanager.getplugin("capturemanager")
 
@@ -77,8 +77,8 @@ def _tessera_hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tessera_mesh(request: pytest.FixtureRequest) -> Any:
     """The job's device mesh (collective: built on every rank at first use)."""
-    from .mesh import Mesh
-    from .suite.options import DEFAULT_AXES, UsageError, parse_shape
+    from ..dist.mesh import Mesh
+    from ..suite.options import DEFAULT_AXES, UsageError, parse_shape
 
     text, names = request.config.getoption("tessera_mesh"), request.config.getoption("tessera_axes")
     try:
@@ -107,7 +107,7 @@ class Recorder:
 
     def save(self, name: str, data: Any, **attrs: Any) -> None:
         """Store `data` as /checks/<test>/<name> (only rank 0's saves are written)."""
-        from .results import Dataset
+        from ..results import Dataset
 
         self.datasets[name] = Dataset(np.asarray(data), attrs)
 
@@ -116,8 +116,8 @@ class _ResultsFile:
     """The session's results file, created on first use (collective), written by rank 0."""
 
     def __init__(self, config: pytest.Config, mesh: Any) -> None:
-        from .results import ResultsWriter
-        from .results.provenance import ranks_table, root_attrs
+        from ..results import ResultsWriter
+        from ..results.provenance import ranks_table, root_attrs
 
         self.mesh = mesh
         self.writer = None
@@ -146,8 +146,8 @@ def tessera_results(request: pytest.FixtureRequest, tessera_mesh: Any) -> Iterat
     the ranks agree on the test's status, so a failure on one rank is a failure of the test)."""
     import time
 
-    from .agree import agree
-    from .results import CheckRecord
+    from ..runtime.agree import agree
+    from ..results import CheckRecord
 
     config = request.config
     if _FILE_KEY not in config.stash:

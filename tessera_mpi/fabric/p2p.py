@@ -2,25 +2,23 @@
 
 A window of non-blocking sends of one message each; unidirectional waits for a one-byte
 acknowledgement so the sender's clock covers delivery; bidirectional sends both ways at once.
-Every received message is checked against the sender's pattern (sweep.values). Pairs are
+Every received message is checked against the sender's pattern (fabric.pattern). Pairs are
 scheduled in rounds (the circle method), so all pairs of N ranks take N-1 rounds (N if odd),
 every rank busy in every round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from mpi4py import MPI
 
-from .fault import hooks
-from .runtime import Runtime
-from .runtime.tracker import tracker
-from .sweep import values
+from ..comm.call import Group
+from ..runtime import Runtime
+from .pattern import values
+from .sweep import as_group
 
 TAG = 7101
 
@@ -69,68 +67,42 @@ class Buffers:
 
 
 def _wrong(rt: Runtime, buffers: Buffers, source: int) -> int:
+    """Count the wrong elements received from `source` (after the call: planned corruption
+    strikes the first message as the call ends)."""
     expected = values(rt.backend.xp, source, 0, buffers.count, np.float32)
     return int(sum(int((r != expected).sum()) for r in buffers.recv))
 
 
-@contextmanager
-def _guarded(comm: MPI.Intracomm, name: str) -> Iterator[None]:
-    """Apply the fault hooks and the tracker around one window, as around every collective."""
-    if hooks.active:
-        hooks.before(name)
-    tracker.enter(name)
-    try:
-        yield
-    except MPI.Exception as exc:
-        raise hooks.lost(exc, comm, name) from exc
-    tracker.leave()
-
-
-def _received(rt: Runtime, buffers: Buffers, source: int) -> int:
-    if hooks.active:
-        for r in buffers.recv:
-            hooks.after(r)
-    return _wrong(rt, buffers, source)
-
-
-def send_window(comm: MPI.Intracomm, rt: Runtime, buffers: Buffers, dest: int) -> float:
+def send_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, dest: int) -> float:
     """Send a window of messages to `dest` and wait for its acknowledgement; return seconds."""
-    staging = rt.staging
+    group = as_group(group)
     ack = np.zeros(1, dtype=np.uint8)
-    with _guarded(comm, "p2p send"):
+    with group.call("p2p send") as call:
         start = MPI.Wtime()
-        source = staging.send_buffer(buffers.send)
-        requests = [comm.Isend(source, dest=dest, tag=TAG) for _ in buffers.recv]
-        MPI.Request.Waitall(requests)
-        comm.Recv(ack, source=dest, tag=TAG + 1)
+        call.wait_all([call.start_send(buffers.send, dest=dest, tag=TAG) for _ in buffers.recv])
+        group.comm.Recv(ack, source=dest, tag=TAG + 1)
         seconds = MPI.Wtime() - start
     return seconds
 
 
-def receive_window(comm: MPI.Intracomm, rt: Runtime, buffers: Buffers, source: int) -> int:
+def receive_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, source: int) -> int:
     """Receive a window of messages from `source`, acknowledge; return wrong elements."""
-    staging = rt.staging
-    with _guarded(comm, "p2p receive"):
-        targets = [staging.recv_buffer(r) for r in buffers.recv]
-        requests = [comm.Irecv(t, source=source, tag=TAG) for t in targets]
-        MPI.Request.Waitall(requests)
-        comm.Send(np.zeros(1, dtype=np.uint8), dest=source, tag=TAG + 1)
-        for target, r in zip(targets, buffers.recv):
-            staging.finish(target, r)
-    return _received(rt, buffers, source)
+    group = as_group(group)
+    with group.call("p2p receive") as call:
+        call.wait_all([call.start_recv(r, source=source, tag=TAG) for r in buffers.recv])
+        group.comm.Send(np.zeros(1, dtype=np.uint8), dest=source, tag=TAG + 1)
+        call.result(buffers.recv[0])
+    return _wrong(rt, buffers, source)
 
 
-def exchange_window(comm: MPI.Intracomm, rt: Runtime, buffers: Buffers, peer: int) -> tuple[float, int]:
+def exchange_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, peer: int) -> tuple[float, int]:
     """Send a window to `peer` while receiving one from it; return (seconds, wrong elements)."""
-    staging = rt.staging
-    with _guarded(comm, "p2p exchange"):
+    group = as_group(group)
+    with group.call("p2p exchange") as call:
         start = MPI.Wtime()
-        targets = [staging.recv_buffer(r) for r in buffers.recv]
-        receives = [comm.Irecv(t, source=peer, tag=TAG) for t in targets]
-        source = staging.send_buffer(buffers.send)
-        sends = [comm.Isend(source, dest=peer, tag=TAG) for _ in buffers.recv]
-        MPI.Request.Waitall(receives + sends)
-        for target, r in zip(targets, buffers.recv):
-            staging.finish(target, r)
+        receives = [call.start_recv(r, source=peer, tag=TAG) for r in buffers.recv]
+        sends = [call.start_send(buffers.send, dest=peer, tag=TAG) for _ in buffers.recv]
+        call.wait_all(receives + sends)
         seconds = MPI.Wtime() - start
-    return seconds, _received(rt, buffers, peer)
+        call.result(buffers.recv[0])
+    return seconds, _wrong(rt, buffers, peer)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from mpi4py import MPI
 
-from . import runtime
-from ._text import shape_str
-from .agree import agree_equal
-from .errors import AxisError, MeshSpecError, NotInMeshError
-from .runtime.device import Placement
+from .. import runtime
+from ..comm.call import Group
+from ..errors import AxisError, MeshSpecError, NotInMeshError
+from ..runtime.agree import agree_equal
+from ..runtime.device import Placement
+from ..util.text import shape_str
 
 
 def _factorizations(n: int, ndim: int, largest: int) -> Iterable[tuple[int, ...]]:
@@ -215,7 +217,7 @@ class Mesh:
         """What the last rebuild did to this mesh."""
         self._on_world = comm is None or comm == rt.world
         self._build(rt, parent, names, dims, ranks[: len(ranks) - spares], ranks[len(ranks) - spares:])
-        runtime.register_mesh(self)
+        runtime.register_mesh(self, on_world=self._on_world)
 
     def _build(
         self, rt: runtime.Runtime, parent: MPI.Intracomm, names: tuple[str, ...], dims: tuple[int, ...],
@@ -237,7 +239,7 @@ class Mesh:
             key=members.index(parent.rank) if self.is_member else 0,
         )
         self._comms: dict[tuple[int, ...], MPI.Cartcomm] = {}
-        self._groups: dict[object, tuple[tuple[int, ...], MPI.Cartcomm]] = {}
+        self._groups: dict[object, tuple[tuple[int, ...], Group]] = {}
         self._cart: MPI.Cartcomm | None = None
         if self.is_member:
             self._cart = group.Create_cart(list(dims), periods=[True] * len(dims), reorder=False)
@@ -249,10 +251,6 @@ class Mesh:
     def _rebuild(self, old: runtime.Runtime, new: runtime.Runtime, lost: tuple[int, ...]) -> None:
         """Continue on the survivors after old-world ranks `lost` failed (collective over them)."""
         self.epoch += 1
-        if not self._on_world:
-            self._build(new, new.world, self.axes, self.shape, (), ())
-            self.note = "lost: it was built on a communicator other than the job's world"
-            return
         repair = plan_repair(self.axes, self.shape, self.devices, self.spares, set(lost))
         survivors = [r for r in range(old.size) if r not in set(lost)]
         renumber = {r: i for i, r in enumerate(survivors)}
@@ -260,6 +258,13 @@ class Mesh:
         spares = tuple(renumber[r] for r in repair.spares)
         self._build(new, new.world, self.axes, repair.shape, members, spares)
         self.note = repair.note
+
+    def _lose(self, new: runtime.Runtime, note: str) -> None:
+        """Stop being a mesh of anyone after a rebuild (local: no communication)."""
+        self.epoch += 1
+        self.runtime, self.parent, self.note = new, new.world, note
+        self.devices, self.spares, self.placements = (), (), ()
+        self.is_member, self._cart, self._comms, self._groups = False, None, {}, {}
 
     @property
     def ndim(self) -> int:
@@ -369,18 +374,31 @@ class Mesh:
             self._comms[key] = self.comm.Sub(remain)
         return self._comms[key]
 
-    def group(self, axes: str | Sequence[str] | None) -> tuple[tuple[int, ...], MPI.Cartcomm]:
-        """Return (axis indices, communicator) of this rank's group along `axes` (None: all).
+    def group(self, axes: str | Sequence[str] | None) -> tuple[tuple[int, ...], Group]:
+        """Return (axis indices, call-path group) of this rank's group along `axes` (None: all).
 
         Like `comm_for`, collective the first time; then a dictionary lookup, which keeps the
-        per-call cost of collectives small.
+        per-call cost of collectives small. Failures name ranks by their mesh coordinate.
         """
         key = axes if axes is None or isinstance(axes, str) else tuple(axes)
         found = self._groups.get(key)
         if found is None:
             indices = tuple(range(self.ndim)) if axes is None else self._axis_indices(axes)
-            found = self._groups[key] = (indices, self.comm_for([self.axes[i] for i in indices]))
+            comm = self.comm_for([self.axes[i] for i in indices])
+            found = self._groups[key] = (indices, Group.of(comm, where=self._where_weakly()))
         return found
+
+    def _where_weakly(self) -> Callable[[int], str]:
+        """`where`, without keeping the mesh alive: the runtime holds meshes weakly so that a
+        rebuild after a failure revisits only meshes still in use, and the mesh's groups hold
+        this function."""
+        ref = weakref.ref(self)
+
+        def where(rank: int) -> str:
+            mesh = ref()
+            return mesh.where(rank) if mesh is not None else "a mesh no longer in use"
+
+        return where
 
     def group_ranks(self, axes: str | Sequence[str], rank: int) -> tuple[int, ...]:
         """Return the mesh ranks in `rank`'s group along `axes`, in the group communicator's order."""

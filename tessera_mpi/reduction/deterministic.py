@@ -9,7 +9,9 @@ Two algorithms give the same bits (both return the unique correctly rounded sum)
   its owner, all-gather of the results. The bytes of a ring all-reduce: the choice for large
   buffers.
 
-Collective over `comm`: every rank calls with arrays of the same shape and dtype.
+Collective over the call's group: every member calls with arrays of the same shape and dtype.
+Every message goes through `call`, a call in progress on the call path (`comm.Call`), which
+stages device buffers for its transport.
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from mpi4py import MPI
-
+from ..comm.call import Call
 from .exact_sum import FloatFormat, canonical_nan, decode, digit_bits, digit_count, encode, exact_sum, exponent_bounds
-from .runtime.transfer import Staging
 
 ALGORITHMS = ("auto", "digits", "alltoall")
 ALLTOALL_FROM_BYTES = 64 * 1024
@@ -34,37 +34,29 @@ def choose(algorithm: str, nbytes: int, size: int) -> str:
     return "alltoall" if nbytes >= ALLTOALL_FROM_BYTES and size > 1 else "digits"
 
 
-def _allreduce_inplace(comm: MPI.Intracomm, staging: Staging, a: Any, op: MPI.Op) -> None:
-    buffer = staging.send_buffer(a)
-    comm.Allreduce(MPI.IN_PLACE, buffer, op=op)
-    staging.finish(buffer, a)
-
-
-def sum_digits(comm: MPI.Intracomm, xp: Any, staging: Staging, x: Any) -> Any:
-    """Return the correctly rounded sum of `x` over `comm` by exact digit all-reduction."""
+def sum_digits(call: Call, xp: Any, x: Any) -> Any:
+    """Return the correctly rounded sum of `x` over the group by exact digit all-reduction."""
     dtype = np.dtype(x.dtype)
     fmt = FloatFormat.of(dtype)
-    bits = digit_bits(comm.size)
+    bits = digit_bits(call.size)
     top, low = exponent_bounds(xp, x, fmt)
     bounds = xp.asarray([int(top), -int(low)], dtype=np.int64)
-    _allreduce_inplace(comm, staging, bounds, MPI.MAX)
+    call.all_reduce(None, bounds, op="max")
     grid_top, grid_low = (int(v) for v in (bounds[0], -bounds[1]))
     stack = encode(xp, x, grid_top, digit_count(grid_top - grid_low, bits), bits)
-    _allreduce_inplace(comm, staging, stack, MPI.SUM)
-    return canonical_nan(xp, decode(xp, stack, grid_top, bits, comm.size, dtype))
+    call.all_reduce(None, stack, op="sum")
+    return canonical_nan(xp, decode(xp, stack, grid_top, bits, call.size, dtype))
 
 
-def reduce_scatter_exact(comm: MPI.Intracomm, xp: Any, staging: Staging, blocks: Any) -> Any:
-    """Return the correctly rounded sum over ranks of row `comm.rank` of `blocks`.
+def reduce_scatter_exact(call: Call, xp: Any, blocks: Any) -> Any:
+    """Return the correctly rounded sum over ranks of row `call.rank` of `blocks`.
 
     `blocks` is (P, chunk), row i destined for rank i: one all-to-all brings each rank the P
     contributions to its row, which it sums exactly. Equal rows let MPI use its all-to-all
     algorithms rather than the slower all-to-all-v.
     """
     received = xp.empty_like(blocks)
-    send, recv = staging.send_buffer(blocks), staging.recv_buffer(received)
-    comm.Alltoall(send, recv)
-    staging.finish(recv, received)
+    call.all_to_all(blocks, received)
     return exact_sum(xp, received)
 
 
@@ -78,18 +70,16 @@ def rows(xp: Any, flat: Any, size: int) -> Any:
     return padded.reshape(size, chunk)
 
 
-def sum_alltoall(comm: MPI.Intracomm, xp: Any, staging: Staging, x: Any, *, out: Any = None) -> Any:
-    """Return the correctly rounded sum of `x` over `comm`: exact reduce-scatter, then all-gather.
+def sum_alltoall(call: Call, xp: Any, x: Any, *, out: Any = None) -> Any:
+    """Return the correctly rounded sum of `x` over the group: exact reduce-scatter, then all-gather.
 
     The result goes into `out` (which may be `x`) when given.
     """
     flat = xp.ascontiguousarray(x).reshape(-1)
-    part = reduce_scatter_exact(comm, xp, staging, rows(xp, flat, comm.size))
-    fits = out is not None and part.size * comm.size == flat.size and out.flags.c_contiguous
-    gathered = out.reshape(comm.size, part.size) if fits else xp.empty((comm.size, part.size), dtype=x.dtype)
-    send, recv = staging.send_buffer(part), staging.recv_buffer(gathered)
-    comm.Allgather(send, recv)
-    staging.finish(recv, gathered)
+    part = reduce_scatter_exact(call, xp, rows(xp, flat, call.size))
+    fits = out is not None and part.size * call.size == flat.size and out.flags.c_contiguous
+    gathered = out.reshape(call.size, part.size) if fits else xp.empty((call.size, part.size), dtype=x.dtype)
+    call.all_gather(part, gathered)
     result = gathered.reshape(-1)[: flat.size].reshape(x.shape)
     if out is not None and not fits:
         out[...] = result
@@ -97,14 +87,12 @@ def sum_alltoall(comm: MPI.Intracomm, xp: Any, staging: Staging, x: Any, *, out:
     return result
 
 
-def deterministic_sum(
-    comm: MPI.Intracomm, xp: Any, staging: Staging, x: Any, *, algorithm: str = "auto", out: Any = None
-) -> Any:
-    """Return the correctly rounded sum of `x` over `comm` with the named (or chosen) algorithm,
-    written into `out` when given."""
-    if choose(algorithm, x.nbytes, comm.size) == "alltoall":
-        return sum_alltoall(comm, xp, staging, x, out=out)
-    result = sum_digits(comm, xp, staging, x)
+def deterministic_sum(call: Call, xp: Any, x: Any, *, algorithm: str = "auto", out: Any = None) -> Any:
+    """Return the correctly rounded sum of `x` over the group with the named (or chosen)
+    algorithm, written into `out` when given."""
+    if choose(algorithm, x.nbytes, call.size) == "alltoall":
+        return sum_alltoall(call, xp, x, out=out)
+    result = sum_digits(call, xp, x)
     if out is None:
         return result
     out[...] = result
