@@ -151,9 +151,16 @@ def all_reduce(
         agree_call(group, "op.all_reduce", _signature(x, op, axes, deterministic, algorithm), local=x.local_shape)
     if not local.flags.c_contiguous:
         local = mesh.runtime.backend.xp.ascontiguousarray(local)
-    with group.call("all_reduce", size_bytes=local.nbytes, dtype=dtype) as call:
-        result = call.result(_reduced(call, x, local, op, deterministic=deterministic, algorithm=algorithm,
-                                      target=None if out is None else out.local, in_place=out is x))
+    target = None if out is None else out.local
+    with group.call("all_reduce", local.nbytes, dtype) as call:
+        if deterministic and dtype.kind == "f" and op in ("sum", "avg", "prod"):
+            result = call.result(_ordered(call, x, local, op, algorithm=algorithm, target=target))
+        elif out is x:
+            call.all_reduce(None, local, op="sum" if op == "avg" else op)
+            result = local
+        else:
+            result = mesh.runtime.backend.xp.empty_like(local) if target is None else target
+            call.all_reduce(local, result, op="sum" if op == "avg" else op)
     if verify:
         _verify(mesh, group, result, "op.all_reduce")
     if op == "avg":
@@ -166,21 +173,13 @@ def all_reduce(
     return out
 
 
-def _reduced(call: Call, x: DistTensor, local: Any, op: str, *, deterministic: bool, algorithm: str,
-             target: Any, in_place: bool) -> Any:
-    """Return the reduction of `local` over the call's group (into `target` when given)."""
+def _ordered(call: Call, x: DistTensor, local: Any, op: str, *, algorithm: str, target: Any) -> Any:
+    """Return the deterministic reduction of floating `local`: the correctly rounded sum (into
+    `target` when given), or the product in rank order."""
     xp = x.mesh.runtime.backend.xp
-    floating = local.dtype.kind == "f"
-    if deterministic and floating and op in ("sum", "avg"):
-        return det.deterministic_sum(call, xp, local, algorithm=algorithm, out=target)
-    if deterministic and floating and op == "prod":
+    if op == "prod":
         return _ordered_product(call, xp, local)
-    if in_place:
-        call.all_reduce(None, local, op="sum" if op == "avg" else op)
-        return local
-    result = xp.empty_like(local) if target is None else target
-    call.all_reduce(local, result, op="sum" if op == "avg" else op)
-    return result
+    return det.deterministic_sum(call, xp, local, algorithm=algorithm, out=target)
 
 
 def _ordered_product(call: Call, xp: Any, local: Any) -> Any:
@@ -297,9 +296,8 @@ def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistT
     counts = [volume(b) for b in boxes]
     xp = mesh.runtime.backend.xp
     flat = xp.empty(sum(counts), dtype=x.dtype)
-    with group.call("all_gather", size_bytes=flat.nbytes, dtype=x.dtype) as call:
+    with group.call("all_gather", flat.nbytes, x.dtype) as call:
         call.all_gather(xp.ascontiguousarray(x.local).reshape(-1), flat, counts=counts)
-        call.result(flat)
     return DistTensor(_unpacked(xp, flat, boxes, box), mesh=mesh, layout=layout, placed=placed, box=box,
                       patterned=False)
 
@@ -341,7 +339,7 @@ def reduce_scatter(
     row = int(np.prod(front.shape[1:], dtype=np.int64))
     counts = [(b[dim][1] - b[dim][0]) * row for b in boxes]
     flat = front.reshape(-1)
-    with group.call("reduce_scatter", size_bytes=flat.nbytes, dtype=x.dtype) as call:
+    with group.call("reduce_scatter", flat.nbytes, x.dtype) as call:
         part = call.result(_scattered(call, xp, flat, counts, [(b[dim][0] - x.box[dim][0]) * row for b in boxes],
                                       op, exact=exact))
     if op == "avg":
@@ -377,9 +375,8 @@ def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = 
     if check:
         agree_call(group, "op.broadcast", _signature(x, axes, root), local=x.local_shape)
     data = mesh.runtime.backend.xp.ascontiguousarray(x.local).copy()
-    with group.call("broadcast", size_bytes=data.nbytes, dtype=x.dtype) as call:
+    with group.call("broadcast", data.nbytes, x.dtype) as call:
         call.broadcast(data, root=root)
-        call.result(data)
     return x.with_local(data)
 
 
@@ -426,9 +423,8 @@ def _redistribute(x: DistTensor, group: Group, layout: Layout, placed: Placed, a
     pieces = [xp.ascontiguousarray(x.local[_relative(b, mine_old)]).reshape(-1) for b in outgoing]
     packed = xp.concatenate(pieces) if pieces else xp.empty(0, dtype=x.dtype)
     received = xp.empty(sum(recv_counts), dtype=x.dtype)
-    with group.call("all_to_all", size_bytes=packed.nbytes, dtype=x.dtype) as call:
+    with group.call("all_to_all", packed.nbytes, x.dtype) as call:
         call.all_to_all(packed, received, send_counts=[volume(b) for b in outgoing], recv_counts=recv_counts)
-        call.result(received)
     return DistTensor(_unpacked(xp, received, incoming, mine_new), mesh=mesh, layout=layout, placed=placed,
                       box=mine_new, patterned=False)
 
@@ -451,7 +447,7 @@ def send(x: DistTensor, *, axis: str, dest: int, tag: int = 0) -> None:
     to = _index(dest, "op.send: dest", mesh.shape[a], f"a coordinate along {axis!r}")
     data = mesh.runtime.backend.xp.ascontiguousarray(x.local)
     _, group = mesh.group(axis)
-    with group.call("send", size_bytes=data.nbytes, dtype=x.dtype, participants=2) as call:
+    with group.call("send", data.nbytes, x.dtype, participants=2) as call:
         call.send(data, dest=to, tag=tag)
 
 
@@ -468,9 +464,8 @@ def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTenso
     box = _peer_box(like, a, src)
     out = mesh.runtime.backend.xp.empty(_shape(box), dtype=like.dtype)
     _, group = mesh.group(axis)
-    with group.call("recv", size_bytes=out.nbytes, dtype=like.dtype, participants=2) as call:
+    with group.call("recv", out.nbytes, like.dtype, participants=2) as call:
         call.recv(out, source=src, tag=tag)
-        call.result(out)
     return DistTensor(out, mesh=mesh, layout=like.layout, placed=like.placed, box=box, patterned=False)
 
 
@@ -489,7 +484,6 @@ def shift(x: DistTensor, *, axis: str, offset: int = 1) -> DistTensor:
     out = xp.empty(_shape(box), dtype=x.dtype)
     data = xp.ascontiguousarray(x.local)
     _, group = mesh.group(axis)
-    with group.call("sendrecv", size_bytes=data.nbytes, dtype=x.dtype) as call:
+    with group.call("sendrecv", data.nbytes, x.dtype) as call:
         call.sendrecv(data, out, dest=to, source=frm)
-        call.result(out)
     return DistTensor(out, mesh=mesh, layout=x.layout, placed=x.placed, box=box, patterned=False)

@@ -1,8 +1,7 @@
 """The one call path: every communication of tessera_mpi's data path is a `Call` on a `Group`.
 
-    with group.call("all_reduce", size_bytes=x.nbytes, dtype=x.dtype) as call:
+    with group.call("all_reduce", x.nbytes, x.dtype) as call:
         call.all_reduce(x, y, op="sum")      # staged when needed, then the group's transport
-        call.result(y)                       # the buffer a planned corruption strikes
 
 What a call does, in order, and nothing else does it: the fault hooks (a planned drop, hang
 or delay strikes as the call starts); the tracker records the call (the roll call reports it);
@@ -12,6 +11,7 @@ call; a transport error becomes what the transport says it means (DeviceLostErro
 lost ranks); on success the result meets the corruption hook and the session gets the record.
 The metadata agreement (`comm.check.agree_call`) is a call of its own on the same group.
 
+The result (what a planned corruption strikes) is the buffer the call received into last.
 Timed loops bind a call once (`Group.bind`) and run it many times: the same steps, with
 everything that can be resolved ahead resolved then.
 
@@ -22,7 +22,7 @@ directly; data buffers go through the transport.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -51,6 +51,9 @@ class Group:
     members: tuple[int, ...]
     where: Callable[[int], str] | None = None
     tracked: bool = True
+    _calls: dict[str, Call] = field(default_factory=dict, repr=False)
+    """Calls by name, reused: making an object per collective costs more than the rest of the
+    call path's steps together."""
 
     @classmethod
     def of(cls, comm: MPI.Intracomm, *, where: Callable[[int], str] | None = None,
@@ -71,17 +74,13 @@ class Group:
     def rank(self) -> int:
         return self.comm.rank
 
-    def call(self, name: str, *, size_bytes: int | None = None, dtype: Any = None,
+    def call(self, name: str, size_bytes: int | None = None, dtype: Any = None, *,
              participants: int | None = None, inject: bool = True) -> Call:
-        """Return a call named `name` (use it as a context manager).
-
-        `name` is what the tracker and failure messages say. A call that gives its nccl-tests
-        `size_bytes` (and `dtype`) is a collective of the table of that name, which profiling
-        sessions record with its `participants` (default: the group's size; 2 for a send);
-        `inject=False` keeps planned faults out of it (agreements).
-        """
-        call = Call(self, name, size_bytes=size_bytes, dtype=dtype, inject=inject)
-        call.participants = self.comm.size if participants is None else participants
+        """Return the call `name` on this group, ready to enter (see `Call`)."""
+        call = self._calls.get(name)
+        if call is None or call.active:
+            call = self._calls[name] = Call(self, name)
+        call.size_bytes, call.dtype, call.participants, call.inject = size_bytes, dtype, participants, inject
         return call
 
     def bind(self, name: str, collective: str, send: Any, recv: Any, *, result: Any = None,
@@ -92,8 +91,7 @@ class Group:
         For timed loops: on host buffers the transport's call is resolved once, so an
         iteration costs the call path's steps and the library call, no more.
         """
-        call = Call(self, name, size_bytes=None, dtype=None, inject=True)
-        call._result = result
+        call = Call(self, name, timed=True)
         if self.staging.device:
             move = getattr(call, collective)
             # Device buffers are staged (or synchronized) on every run, as in any call.
@@ -101,41 +99,55 @@ class Group:
                 else (lambda: move(send, recv, **kwargs))
         else:
             raw = self.transport.bind(collective, send, recv, **kwargs)
-        begin, end, failed = call._begin, call._end, call._failed
+        enter, leave = call.__enter__, call.__exit__
 
         def run() -> None:
-            begin()
+            enter()
             try:
                 raw()
             except BaseException as exc:
-                translated = failed(exc)
-                if translated is exc:
-                    raise
-                raise translated from exc
-            end()
+                leave(type(exc), exc, None)  # raises what the failure means, if not `exc` itself
+                raise
+            call._result = result
+            leave(None, None, None)
 
         return run, call
 
 
 class Call:
-    """One communication on one group, from its start to its end (see the module docstring)."""
+    """One communication on one group, from its start to its end (see the module docstring).
 
-    __slots__ = ("group", "name", "size_bytes", "dtype", "participants", "inject", "seconds", "_clock",
-                 "_entered", "_result", "_pending")
+    The steps are written once, in `__enter__` and `__exit__`; a bound call (`Group.bind`) runs
+    them around each iteration. A timed call also adds up its host seconds in `seconds`. The
+    data movement methods name the buffer they receive into as the call's result (what a
+    planned corruption strikes); `result()` names another.
 
-    def __init__(self, group: Group, name: str, *, size_bytes: int | None, dtype: Any, inject: bool) -> None:
+    `name` is what the tracker and failure messages say. A call that gives its nccl-tests
+    `size_bytes` (and `dtype`) is a collective of the table of that name, which profiling
+    sessions record with its `participants` (default: the group's size; 2 for a send);
+    `inject=False` keeps planned faults out of it (agreements). Made for every collective, so
+    it is kept small.
+    """
+
+    __slots__ = ("group", "name", "size_bytes", "dtype", "participants", "inject", "timed", "seconds",
+                 "active", "_clock", "_entered", "_result", "_pending")
+
+    def __init__(self, group: Group, name: str, size_bytes: int | None = None, dtype: Any = None, *,
+                 participants: int | None = None, inject: bool = True, timed: bool = False) -> None:
         self.group = group
         self.name = name
         self.size_bytes = size_bytes
         self.dtype = dtype
-        self.participants = group.comm.size
-        self.inject = inject and group.tracked
+        self.participants = participants
+        self.inject = inject
+        self.timed = timed
         self.seconds = 0.0
-        """Host seconds spent inside this call so far (all its runs, for a bound call)."""
+        """Host seconds spent inside this call so far (all its runs), for a timed call."""
+        self.active = False
+        """Between entry and exit (a group makes a new call rather than reuse an active one)."""
         self._clock: Any = None
-        self._entered = 0.0
         self._result: Any = None
-        self._pending: list[tuple[Any, Any, Any]] = []
+        self._pending: list[tuple[Any, Any, Any]] | None = None
 
     @property
     def size(self) -> int:
@@ -145,54 +157,49 @@ class Call:
     def rank(self) -> int:
         return self.group.comm.rank
 
-    # The steps around the data movement.
-
-    def _begin(self) -> None:
-        if self.inject and hooks.active:
+    def __enter__(self) -> Call:
+        self.active = True
+        self._result = None
+        tracked = self.group.tracked
+        if hooks.active and self.inject and tracked:
             hooks.before(self.name)
-        if self.group.tracked:
-            tracker.enter(self.name)
+        if tracked:
+            # The tracker's two fields, written here and nowhere else (see runtime/tracker.py).
+            tracker.calls += 1
+            tracker.current = self.name
             if profiling.sessions and self.size_bytes is not None:
                 self._clock = self.group.staging.backend.clock()
                 self._clock.start()
-        self._entered = MPI.Wtime()
-
-    def _end(self) -> None:
-        self.seconds += MPI.Wtime() - self._entered
-        if not self.group.tracked:
-            return
-        tracker.leave()
-        if self.inject and hooks.active and self._result is not None:
-            hooks.after(self._result)
-        if self._clock is not None:
-            clock, self._clock = self._clock, None
-            profiling.record(self.name, size_bytes=self.size_bytes or 0, dtype=self.dtype or np.uint8,
-                             participants=self.participants, seconds=clock.stop())
-
-    def _failed(self, exc: BaseException) -> BaseException:
-        """Leave the call after `exc` and return what to raise for it."""
-        self._clock = None
-        self._pending.clear()
-        if self.group.tracked:
-            tracker.leave()
-        transport = self.group.transport
-        if isinstance(exc, transport.errors):
-            return transport.lost(exc, self.name, self.group.where)
-        return exc
-
-    def __enter__(self) -> Call:
-        self._begin()
+        if self.timed:
+            self._entered = MPI.Wtime()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> bool:
-        if value is None:
-            self._end()
+        self.active = False
+        if self.timed:
+            self.seconds += MPI.Wtime() - self._entered
+        tracked = self.group.tracked
+        if value is not None:
+            self._clock = self._pending = None
+            if tracked:
+                tracker.current = ""
+            transport = self.group.transport
+            translated = transport.lost(value, self.name, self.group.where) \
+                if isinstance(value, transport.errors) else value
+            if translated is value:
+                return False
+            raise translated from value
+        if not tracked:
             return False
-        translated = self._failed(value)
-        if translated is value:
-            return False
-        raise translated from value
+        tracker.current = ""
+        if hooks.active and self.inject and self._result is not None:
+            hooks.after(self._result)
+        if self._clock is not None:
+            clock, self._clock = self._clock, None
+            profiling.record(self.name, size_bytes=self.size_bytes or 0, dtype=self.dtype or np.uint8,
+                             participants=self.participants or self.group.comm.size, seconds=clock.stop())
+        return False
 
     def result(self, array: Any) -> Any:
         """Name `array` as the call's result (what a planned corruption strikes); return it."""
@@ -203,13 +210,18 @@ class Call:
 
     def all_reduce(self, send: Any, recv: Any, *, op: ReduceOp = "sum") -> None:
         """Reduce `send` (None: `recv` in place) elementwise over the group into `recv`."""
+        self._result = recv
         s = self.group.staging
+        if not s.device:
+            self.group.transport.all_reduce(send, recv, op=op)
+            return
         target = s.send_buffer(recv) if send is None else s.recv_buffer(recv)
         self.group.transport.all_reduce(None if send is None else s.send_buffer(send), target, op=op)
         s.finish(target, recv)
 
     def all_gather(self, send: Any, recv: Any, *, counts: Sequence[int] | None = None) -> None:
         """Gather every member's `send` (None: its block of `recv`, in place) into `recv`."""
+        self._result = recv
         s = self.group.staging
         target = s.send_buffer(recv) if send is None else s.recv_buffer(recv)
         self.group.transport.all_gather(None if send is None else s.send_buffer(send), target, counts=counts)
@@ -218,6 +230,7 @@ class Call:
     def reduce_scatter(self, send: Any, recv: Any, *, op: ReduceOp = "sum",
                        counts: Sequence[int] | None = None) -> None:
         """Reduce `send` over the group and leave this rank its block in `recv`."""
+        self._result = recv
         s = self.group.staging
         target = s.send_buffer(recv) if send is None else s.recv_buffer(recv)
         self.group.transport.reduce_scatter(None if send is None else s.send_buffer(send), target, op=op,
@@ -226,6 +239,7 @@ class Call:
 
     def broadcast(self, buffer: Any, *, root: int) -> None:
         """Give every member the contents of `buffer` on group rank `root`."""
+        self._result = buffer
         s = self.group.staging
         staged = s.send_buffer(buffer)
         self.group.transport.broadcast(staged, root=root)
@@ -234,6 +248,7 @@ class Call:
     def all_to_all(self, send: Any, recv: Any, *, send_counts: Sequence[int] | None = None,
                    recv_counts: Sequence[int] | None = None) -> None:
         """Send block j of `send` (None: of `recv`, in place) to member j, gathering into `recv`."""
+        self._result = recv
         s = self.group.staging
         target = s.send_buffer(recv) if send is None else s.recv_buffer(recv)
         self.group.transport.all_to_all(None if send is None else s.send_buffer(send), target,
@@ -244,6 +259,7 @@ class Call:
         self.group.transport.send(self.group.staging.send_buffer(buffer), dest=dest, tag=tag)
 
     def recv(self, buffer: Any, *, source: int, tag: int = 0) -> None:
+        self._result = buffer
         s = self.group.staging
         target = s.recv_buffer(buffer)
         self.group.transport.recv(target, source=source, tag=tag)
@@ -251,6 +267,7 @@ class Call:
 
     def sendrecv(self, send: Any, recv: Any, *, dest: int, source: int, tag: int = 0) -> None:
         """Send `send` (None: `recv`, replaced in place) to `dest` while receiving from `source`."""
+        self._result = recv
         s = self.group.staging
         target = s.send_buffer(recv) if send is None else s.recv_buffer(recv)
         self.group.transport.sendrecv(None if send is None else s.send_buffer(send), target,
@@ -262,18 +279,20 @@ class Call:
 
     def start_recv(self, buffer: Any, *, source: int, tag: int = 0) -> Any:
         """Start a receive into `buffer`; it holds the message after `wait_all`."""
+        self._result = buffer
         s = self.group.staging
         target = s.recv_buffer(buffer)
         request = self.group.transport.start_recv(target, source=source, tag=tag)
         if target is not buffer:
-            self._pending.append((request, target, buffer))
+            self._pending = (self._pending or []) + [(request, target, buffer)]
         return request
 
     def wait_all(self, requests: Sequence[Any]) -> None:
         """Wait for started sends and receives; staged receives among them then reach their buffers."""
         self.group.transport.wait_all(requests)
         waited = {id(r) for r in requests}
-        done = [p for p in self._pending if id(p[0]) in waited]
-        self._pending = [p for p in self._pending if id(p[0]) not in waited]
+        pending = self._pending or []
+        done = [p for p in pending if id(p[0]) in waited]
+        self._pending = [p for p in pending if id(p[0]) not in waited]
         for _, target, buffer in done:
             self.group.staging.finish(target, buffer)

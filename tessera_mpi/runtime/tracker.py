@@ -1,8 +1,9 @@
 """Which collective this rank is in: a counter and a label, for diagnosing hangs.
 
-Set by every tessera_mpi collective on entry; read by the watchdog thread when a deadline
-passes, so that a roll call can say which ranks never reached which call. Plain attribute
-writes: cheap enough for every call, and safe to read from another thread.
+Written by the call path (comm.call.Call) as every call starts and ends; read by the
+watchdog thread when a deadline passes, so that a roll call can say which ranks never reached
+which call. Plain attribute writes, inlined there: cheap enough for every call, and safe to
+read from another thread.
 """
 
 from __future__ import annotations
@@ -12,17 +13,11 @@ class Tracker:
 
     def __init__(self) -> None:
         self.calls = 0
+        """Calls entered so far: the number of the current or last call."""
         self.current = ""
+        """The name of the call in progress, "" between calls."""
         self.phase = ""
         """What the program is doing at a coarser grain (the suite sets the check's name)."""
-
-    def enter(self, name: str) -> None:
-        """Record that this rank entered collective `name` (call number calls + 1)."""
-        self.calls += 1
-        self.current = name
-
-    def leave(self) -> None:
-        self.current = ""
 
     def status(self) -> str:
         """Return e.g. "in all_reduce #12 (check 'faults')" for a roll call."""

@@ -76,9 +76,9 @@ def test_roll_call_diagnosis():
 def test_tracker_status():
     t = Tracker()
     t.phase = "check 'x'"
-    t.enter("all_reduce")
+    t.calls, t.current = 1, "all_reduce"  # as the call path enters call #1
     assert t.status() == "in all_reduce #1 (check 'x')"
-    t.leave()
+    t.current = ""  # as it leaves
     assert t.status() == "between collectives, after #1 (check 'x')"
 
 
