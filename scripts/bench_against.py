@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from tessera_mpi.util.procs import find_mpirun
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def mpirun() -> str:
-    beside = Path(sys.executable).parent / "mpirun"
-    found = str(beside) if beside.exists() else shutil.which("mpirun")
-    if found is None:
-        sys.exit("bench_against: no mpirun found (install the local-mpi extra or load the site MPI)")
-    return found
+    return find_mpirun() or sys.exit("bench_against: no mpirun found (install the local-mpi extra or load the site MPI)")
 
 
 def run(tree: Path, ranks: int, script: str, args: list[str], timeout: float) -> str:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from tessera_mpi.util.procs import find_mpirun
 from tessera_mpi.results import read_results
 
 
@@ -30,9 +30,7 @@ def main() -> None:
     parser.add_argument("--mode", default="real", choices=["real", "simulated"])
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
-    mpirun = str(Path(sys.executable).parent / "mpirun")
-    if not Path(mpirun).exists():
-        mpirun = shutil.which("mpirun") or sys.exit("no mpirun found")
+    mpirun = find_mpirun() or sys.exit("no mpirun found")
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     ft = ["--with-ft", "ulfm"] if args.mode == "real" else []
     totals: dict[str, list[tuple[float, float]]] = {}

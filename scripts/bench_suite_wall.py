@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+from tessera_mpi.util.procs import find_mpirun
 
 BARE = "from mpi4py import MPI; import numpy as np; MPI.COMM_WORLD.allreduce(1)"
 
@@ -40,9 +39,7 @@ def main() -> None:
     parser.add_argument("--tests", default="mesh,sharding")
     parser.add_argument("suite_flags", nargs="*", help="more suite flags, after --")
     args = parser.parse_args()
-    mpirun = str(Path(sys.executable).parent / "mpirun")
-    if not Path(mpirun).exists():
-        mpirun = shutil.which("mpirun") or sys.exit("no mpirun found")
+    mpirun = find_mpirun() or sys.exit("no mpirun found")
     launch = [mpirun, "--oversubscribe", "-n", str(args.ranks), sys.executable]
     suite, bare = [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,9 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from tessera_mpi.util.procs import kill_session
+from tessera_mpi.util.procs import find_mpirun, kill_session
 
 VARIANTS = {
     "all-exit-1": "all ranks os._exit(1) at once, no failure",
@@ -84,7 +83,7 @@ def main() -> None:
     if args.rank:
         rank_main(args.rank)
         return
-    mpirun = str(Path(sys.executable).parent / "mpirun")
+    mpirun = find_mpirun() or sys.exit("no mpirun found")
     print(f"mpirun --with-ft ulfm -n {args.ranks}, {args.runs} runs per variant, hang = alive after {args.timeout:g} s")
     for variant in args.variants.split(","):
         hangs = sum(launcher_hangs(mpirun, args.ranks, variant, args.timeout) for _ in range(args.runs))

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tessera_mpi.util.procs import kill_session
+from tessera_mpi.util.procs import find_mpirun, kill_session
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "e2e" / "scripts" / "fault_scenario.py"
@@ -67,9 +66,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default="drop-one,drop-zero,hang,corrupt")
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args()
-    mpirun = str(Path(sys.executable).parent / "mpirun")
-    if not Path(mpirun).exists():
-        mpirun = shutil.which("mpirun") or sys.exit("no mpirun found")
+    mpirun = find_mpirun() or sys.exit("no mpirun found")
     print(f"{args.runs} runs per scenario and mode at {args.ranks} ranks, timeout {args.timeout:g} s")
     print("hangs: ranks still running at the timeout; launcher: every rank had left, mpirun had not;\n"
           "no start: mpirun failed before any rank ran")

@@ -1,10 +1,18 @@
-"""Ending a launched MPI job from the outside, for harnesses that run mpirun as a subprocess."""
+"""Launching and ending MPI jobs from the outside, for harnesses that run mpirun as a subprocess."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import sys
 from pathlib import Path
+
+
+def find_mpirun() -> str | None:
+    """Return the mpirun beside this Python (the `local-mpi` extra's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "mpirun"
+    return str(beside) if beside.exists() else shutil.which("mpirun")
 
 
 def kill_session(sid: int) -> list[int]:

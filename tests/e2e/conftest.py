@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tessera_mpi.util.procs import kill_session
+from tessera_mpi.util.procs import find_mpirun, kill_session
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -19,8 +18,7 @@ FT = {"real": ("--with-ft", "ulfm"), "simulated": ()}
 
 
 def _mpirun() -> str:
-    beside = Path(sys.executable).parent / "mpirun"
-    found = str(beside) if beside.exists() else shutil.which("mpirun")
+    found = find_mpirun()
     if found is None:
         pytest.skip("no mpirun found (install the local-mpi extra or load the site MPI)")
     return found
