@@ -185,8 +185,11 @@ class Call:
             if tracked:
                 tracker.current = ""
             transport = self.group.transport
-            translated = transport.lost(value, self.name, self.group.where) \
-                if isinstance(value, transport.errors) else value
+            if not isinstance(value, transport.errors):
+                return False
+            translated = transport.lost(value, self.name, self.group.where)
+            if hooks.active and tracked:
+                hooks.lost(translated)
             if translated is value:
                 return False
             raise translated from value

@@ -29,6 +29,8 @@ class ShardProblem:
     """metadata, box, local-shape, tiling, replicas or content."""
     ranks: tuple[int, ...]
     detail: str
+    decided: bool = True
+    """False when the ranks are only suspects: replicas that disagree with no majority."""
 
     def __str__(self) -> str:
         return f"[{self.rule}] ranks {rank_ranges(self.ranks)}: {self.detail}"
@@ -159,7 +161,7 @@ def _check_replicas(records: Sequence[_Record]) -> list[ShardProblem]:
             detail = (f"block {_fmt_box(box)} exists in {len(digests)} different versions "
                       f"among its replicas (no majority): "
                       + "; ".join(f"ranks {rank_ranges(rs)}" for rs in digests.values()))
-        problems.append(ShardProblem("replicas", tuple(odd), detail))
+        problems.append(ShardProblem("replicas", tuple(odd), detail, decided=2 * len(majority) > len(ranks)))
     return problems
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..comm import hooks
 from ..errors import NotInMeshError, StaleTensorError
 from .layout import Layout, Placed, Replicate, place
 from .mesh import Mesh
@@ -119,6 +120,19 @@ class DistTensor:
         )
 
 
+def _planted(backend: Any, local: Any, box: tuple[tuple[int, int], ...]) -> tuple[Any, tuple[tuple[int, int], ...]]:
+    """Apply the defects planted on this rank (fault.inject(plant=...)) to a new block: a flipped
+    lowest bit in its first element, or a block recorded one row further than the data it holds."""
+    if hooks.planted("dist.bit_flip") and local.size:
+        host = np.array(backend.to_host(local), copy=True)
+        host.reshape(-1).view(np.uint8)[0] ^= 1
+        backend.copy_into(local, host)
+    if hooks.planted("dist.misplaced_shard") and box:
+        (start, stop), *rest = box
+        box = ((start + 1, stop + 1), *rest)
+    return local, box
+
+
 def _is_shape(value: object) -> bool:
     return isinstance(value, tuple) and all(
         isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in value
@@ -156,6 +170,8 @@ def tensor(
         placed = place(layout, mesh, shape)
         box = placed.box(mesh.coords)
         local = fill_pattern(backend.xp, box, shape, np.dtype(dtype or DEFAULT_DTYPE))
+        if hooks.active:
+            local, box = _planted(backend, local, box)
         return DistTensor(local, mesh=mesh, layout=layout, placed=placed, box=box, patterned=True)
     on_device = hasattr(shape_or_data, "__cuda_array_interface__")
     data = backend.asarray(shape_or_data, dtype) if on_device else np.asarray(shape_or_data, dtype)

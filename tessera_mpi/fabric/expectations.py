@@ -1,9 +1,16 @@
-"""What bandwidth to expect: a table of known GPUs and their per-direction link bandwidth."""
+"""What bandwidth to expect: an exact table of GPU products and their per-direction NVLink
+bandwidth per GPU. A device the table does not name exactly gets no expectation, never a guess:
+a PCIe card, a bridged NVL pair or an unknown product would be judged against a fabric it does
+not have."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from ..runtime.device import Placement
 
 
 @dataclass(frozen=True)
@@ -14,30 +21,52 @@ class Expectation:
     source: str
 
 
-KNOWN_LINKS = (
-    ("GB300", 900.0, "NVLink 5, 900 GB/s per direction per GPU (GB300 NVL72)"),
-    ("GB200", 900.0, "NVLink 5, 900 GB/s per direction per GPU (GB200 NVL72)"),
-    ("B300", 900.0, "NVLink 5, 900 GB/s per direction per GPU"),
-    ("B200", 900.0, "NVLink 5, 900 GB/s per direction per GPU"),
-    ("H200", 450.0, "NVLink 4, 450 GB/s per direction per GPU"),
-    ("H100", 450.0, "NVLink 4, 450 GB/s per direction per GPU"),
-    ("A100", 300.0, "NVLink 3, 300 GB/s per direction per GPU"),
-)
-"""Device-name fragments, in matching order (GB200 before B200)."""
+KNOWN_PRODUCTS: dict[str, tuple[float, str]] = {
+    # NVIDIA GB200 NVL72 datasheet: fifth-generation NVLink, 1.8 TB/s per GPU (both directions),
+    # 18 links x 50 GB/s per direction.
+    "NVIDIA GB200": (900.0, "NVLink 5, 900 GB/s per direction per GPU (GB200 NVL72 datasheet)"),
+    # NVIDIA HGX B200 datasheet: NVLink 5, 1.8 TB/s per GPU (SXM).
+    "NVIDIA B200": (900.0, "NVLink 5, 900 GB/s per direction per GPU (HGX B200 datasheet)"),
+    # NVIDIA H100 datasheet, SXM5 form factor (reported as "NVIDIA H100 80GB HBM3"): NVLink 4,
+    # 900 GB/s per GPU (both directions). The PCIe and NVL cards report other names.
+    "NVIDIA H100 80GB HBM3": (450.0, "NVLink 4, 450 GB/s per direction per GPU (H100 SXM5 datasheet)"),
+    # NVIDIA H200 datasheet, SXM form factor (reported as "NVIDIA H200"): NVLink 4, 900 GB/s per GPU.
+    "NVIDIA H200": (450.0, "NVLink 4, 450 GB/s per direction per GPU (H200 SXM datasheet)"),
+    # NVIDIA A100 datasheet, SXM4 form factor: NVLink 3, 600 GB/s per GPU (both directions).
+    "NVIDIA A100-SXM4-80GB": (300.0, "NVLink 3, 300 GB/s per direction per GPU (A100 SXM4 datasheet)"),
+    "NVIDIA A100-SXM4-40GB": (300.0, "NVLink 3, 300 GB/s per direction per GPU (A100 SXM4 datasheet)"),
+}
+"""Exact product names as CUDA reports them (nvidia-smi --query-gpu=name), and the figure."""
+
+_LABEL = re.compile(r"^cuda:\d+ (?P<name>.+?) (?P<pci>[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)")
 
 
-def expectation(devices: Iterable[str], *, given_gbps: float | None = None) -> Expectation | None:
-    """Return the expectation for a job on `devices` (placement labels), or None when unknown.
+def product(device: str) -> str | None:
+    """Return the product name in a placement's device label ("cuda:0 NVIDIA H200 0000:1b:00.0 ..."),
+    or None for a device that is not a CUDA GPU."""
+    match = _LABEL.match(device)
+    return match.group("name") if match else None
 
-    `given_gbps` (from --expect-busbw) wins. Otherwise every device must match the table; a mix
-    of devices gets the slowest one's figure, and a device the table lacks (a CPU) gives None.
+
+def expectation(placements: Iterable[Placement], *, given_gbps: float | None = None
+                ) -> tuple[Expectation | None, str]:
+    """Return (the expectation for a job on these ranks, or None; why there is none).
+
+    `given_gbps` (from --expect-busbw) wins. Otherwise every rank must have a GPU of its own
+    (ranks sharing a GPU cannot reach its links) of a product the table names exactly; a mix
+    of products gets the slowest one's figure.
     """
     if given_gbps is not None:
-        return Expectation(float(given_gbps), f"--expect-busbw {given_gbps:g}")
+        return Expectation(float(given_gbps), f"--expect-busbw {given_gbps:g}"), ""
+    placements = list(placements)
     found = []
-    for device in set(devices):
-        match = next(((bw, text) for key, bw, text in KNOWN_LINKS if key in device.upper()), None)
-        if match is None:
-            return None
-        found.append(match)
-    return Expectation(*min(found)) if found else None
+    for name in sorted({product(p.device) or p.device for p in placements}):
+        if name not in KNOWN_PRODUCTS:
+            return None, f"no expectation for {name!r} (not a product of the built-in table; pass --expect-busbw)"
+        found.append(KNOWN_PRODUCTS[name])
+    shared = [d for d, n in Counter((p.host, p.device) for p in placements).items() if n > 1]
+    if shared:
+        return None, f"ranks share a GPU ({shared[0][1]} on {shared[0][0]}), so none can reach its links"
+    if not found:
+        return None, "no devices"
+    return Expectation(*min(found)), ""

@@ -7,7 +7,7 @@ real (ULFM) or simulated in this job.
 from .. import runtime
 from ..errors import CorruptionError, DeviceLostError, FaultPlanError
 from .inject import Injection, inject
-from .plan import FaultPlan
+from .plan import PLANTS, FaultPlan
 
 
 def mode() -> str:
@@ -15,4 +15,4 @@ def mode() -> str:
     return runtime.start().ft.mode
 
 
-__all__ = ["CorruptionError", "DeviceLostError", "FaultPlan", "FaultPlanError", "Injection", "inject", "mode"]
+__all__ = ["PLANTS", "CorruptionError", "DeviceLostError", "FaultPlan", "FaultPlanError", "Injection", "inject", "mode"]

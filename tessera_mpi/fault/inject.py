@@ -22,9 +22,13 @@ no part) until the survivors finish, when they leave together.
 Hang: the hung rank stops (for ever: SIGSTOP; or for stall_s seconds). After `timeout` the
 survivors' watchdog holds a roll call and names the ranks that never reached the collective;
 for ever, the job ends with that diagnosis; with stall_s, it is recorded and the block goes on.
-Delay: the listed ranks start every collective late. Corruption: the listed ranks' result
-buffers get flipped bits after the struck collective (op.all_reduce(..., verify=True) and the
-suite's verifications catch it).
+Delay: the listed ranks start every collective late. Throttle: the listed ranks' collectives
+slow down gradually, to `throttle` times their speed over `throttle_s` seconds (a link or GPU
+degrading, thermal throttling). Corruption: the listed ranks' result buffers get flipped bits
+(or, with `ulps`, one element `ulps` units in the last place off) after the struck collective
+(op.all_reduce(..., verify=True) and the suite's verifications catch it). Plant: a defect at a
+named point of the framework (fault.PLANTS), upstream of every verification: what
+`--self-test` uses to prove each check can fail.
 """
 
 from __future__ import annotations
@@ -47,10 +51,8 @@ from ..runtime.crash import exit_now
 from ..runtime.rollcall import diagnose, roll_call
 from ..runtime.tracker import tracker
 from ..comm import hooks
-from ..runtime.watchdog import Watchdog, end_after_roll_call
+from ..runtime.watchdog import ROLL_CALL_GRACE_S, Watchdog, end_after_roll_call
 from .plan import FaultPlan
-
-ROLL_CALL_GRACE_S = 5.0
 
 
 class Injection:
@@ -73,6 +75,12 @@ class Injection:
         self.corrupted = False
         self._rng = random.Random(plan.seed * 1000003 + self.me)
         self._watchdog: Watchdog | None = None
+        self._raised = False
+        """This rank observed a failure: a simulated drop raised here, or a collective's
+        transport failure was translated into DeviceLostError (the call path says so)."""
+        self._opened = time.monotonic()
+        self._paced: float | None = None
+        self._slept = 0.0
 
     # The hooks, called by every collective inside the block.
 
@@ -81,6 +89,8 @@ class Injection:
         plan, me = self.plan, self.me
         if me in plan.delayed and self.calls > plan.after:
             time.sleep(max(0.0, plan.delay_ms + self._rng.uniform(-plan.jitter_ms, plan.jitter_ms)) / 1e3)
+        if me in plan.throttled:
+            self._throttle()
         if self.calls != plan.after + 1:
             return
         self.struck_at = time.monotonic()
@@ -95,7 +105,31 @@ class Injection:
                 exit_now(0, speaker=False)
             time.sleep(plan.stall_s)
 
+    def _throttle(self) -> None:
+        """Stretch this rank's pace between collectives to 1/speed, the speed falling linearly
+        from 1 to `throttle` over `throttle_s` seconds of the block (then staying there): the
+        time since the last collective began, less the throttle's own sleep, is the work."""
+        now = time.monotonic()
+        plan = self.plan
+        if self._paced is not None:
+            work = max(0.0, now - self._paced - self._slept)
+            progress = min(1.0, (now - self._opened) / plan.throttle_s)
+            speed = 1.0 - (1.0 - (plan.throttle or 1.0)) * progress
+            self._slept = work * (1.0 / speed - 1.0)
+            time.sleep(self._slept)
+        self._paced = now
+
+    def lost(self, error: BaseException) -> None:
+        """The call path translated a transport failure into `error` on this rank."""
+        self._raised = True
+
+    def plants(self, name: str) -> bool:
+        """Whether this block plants defect `name` on this rank (the hook the taps ask)."""
+        return self.plan.plants(name, self.me)
+
     def _drop(self, name: str) -> None:
+        if hooks.planted("fault.drops_never_strike"):
+            return
         victims = ", ".join(self.rt.describe(r) for r in self.plan.drop)
         if self.mode == "real":
             if self.me in self.plan.drop:
@@ -104,6 +138,7 @@ class Injection:
                 os.kill(os.getpid(), signal.SIGKILL)
             return
         self.detected_at = time.monotonic()
+        self._raised = True
         raise DeviceLostError(f"{name} failed: ranks lost ({victims}) [simulated failure: "
                               f"{self.rt.ft.reason}]", self.plan.drop)
 
@@ -111,9 +146,17 @@ class Injection:
         if self.me not in self.plan.corrupt or self.corrupted or self.calls != self.plan.after + 1:
             return
         self.corrupted = True
-        view = result.reshape(-1).view(np.uint8)
-        if view.size == 0:
+        flat = result.reshape(-1)
+        if flat.size == 0:
             return
+        if self.plan.ulps and flat.dtype.kind == "f":
+            # One element moves by `ulps` units in the last place: the smallest wrong answer.
+            index = self._rng.randrange(flat.size)
+            value = flat[index:index + 1]
+            for _ in range(self.plan.ulps):
+                value[...] = np.nextafter(value, np.inf if value[0] >= 0 else -np.inf)
+            return
+        view = flat.view(np.uint8)
         for _ in range(self.plan.bits):
             byte = self._rng.randrange(view.size)
             view[byte : byte + 1] ^= np.uint8(1 << self._rng.randrange(8))
@@ -121,6 +164,7 @@ class Injection:
     # The block.
 
     def __enter__(self) -> Injection:
+        self._opened = time.monotonic()
         hooks.active.append(self)
         if self.plan.hang:
             self._watchdog = Watchdog(self.plan.timeout_s, "a collective inside fault.inject", stagger=False,
@@ -162,23 +206,34 @@ class Injection:
         return expected
 
     def _recover_real(self) -> None:
+        """Recover from what was observed: a rank that met the failure revokes the meshes'
+        communicators (releasing survivors still waiting in a mesh collective with one that
+        already left), the survivors shrink the world, and the runtime is rebuilt only if a
+        process really failed. A rank that met nothing revokes nothing: it would break the
+        collectives of ranks still working. The world itself is never revoked: a slower survivor
+        may still be finishing a world collective from before the block."""
         rt = self.rt
-        # A survivor may still wait in a mesh collective with one that already left the block;
-        # revoking the meshes' communicators releases it. The world itself is not revoked: a
-        # slower survivor may still be finishing a world collective from before the block.
-        for comm in _mesh_communicators():
-            try:
-                comm.Revoke()
-            except MPI.Exception:
-                pass
+        if self._raised:
+            for comm in _mesh_communicators():
+                try:
+                    comm.Revoke()
+                except MPI.Exception:
+                    pass
         old_group = rt.world.Get_group()
         world = rt.world.Shrink()
         kept = MPI.Group.Translate_ranks(world.Get_group(), list(range(world.size)), old_group)
         self.failed = tuple(sorted(set(range(rt.size)) - set(kept)))
+        if not self.failed:
+            world.Free()
+            return
         runtime.rebuild(world, self.failed, real=True)
 
     def _recover_simulated(self) -> None:
+        """Recover from what was observed, not from what was planned: only when some rank's
+        collective raised the simulated failure do the victims leave and the survivors go on."""
         rt = self.rt
+        if not rt.control.allreduce(int(self._raised), op=MPI.MAX):
+            return
         dropped = self.me in self.plan.drop
         world = rt.world.Split(MPI.UNDEFINED if dropped else 0, key=rt.rank)
         self.failed = self.plan.drop
@@ -218,23 +273,28 @@ def inject(
     delay_ms: float = 0.0,
     ranks: int | list[int] | None = None,
     jitter_ms: float = 0.0,
+    throttle: float | None = None,
+    throttle_s: float = 10.0,
+    plant: str | None = None,
     corrupt_device: int | list[int] | None = None,
     bits: int = 1,
+    ulps: int = 0,
     after: int = 0,
     timeout: float | None = None,
     seed: int = 0,
 ) -> Injection:
     """Return a context manager in which the described faults strike (see the module docstring).
 
-    Ranks are numbered as in the job's world at the start of the block. Invalid arguments raise
-    FaultPlanError on every rank before anything happens. `timeout` (default: TESSERA_HANG_TIMEOUT
-    or 60 s) is how long survivors wait for a hung rank.
+    Ranks are numbered as in the job's world at the start of the block. `ranks` lists the ranks
+    that `delay_ms`, `throttle` or `plant` applies to (a plant without ranks applies to every
+    rank). Invalid arguments raise FaultPlanError on every rank before anything happens.
+    `timeout` (default: TESSERA_HANG_TIMEOUT or 60 s) is how long survivors wait for a hung rank.
     """
     rt = runtime.start()
     wait = timeout if timeout is not None else float(os.environ.get("TESSERA_HANG_TIMEOUT", "60"))
     plan = FaultPlan.make(
         rt.size, drop_device=drop_device, hang_device=hang_device, stall_s=stall_s, delay_ms=delay_ms,
-        ranks=ranks, jitter_ms=jitter_ms, corrupt_device=corrupt_device, bits=bits, after=after,
-        timeout_s=wait, seed=seed,
+        ranks=ranks, jitter_ms=jitter_ms, throttle=throttle, throttle_s=throttle_s, plant=plant,
+        corrupt_device=corrupt_device, bits=bits, ulps=ulps, after=after, timeout_s=wait, seed=seed,
     )
     return Injection(plan)

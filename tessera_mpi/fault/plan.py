@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import FaultPlanError
+
+PLANTS: dict[str, str] = {
+    "mesh.coordinate": "the rank's Cartesian coordinates, as MPI reports them to the mesh check, are one "
+                       "off along the first axis (a wrongly wired rank)",
+    "dist.bit_flip": "the lowest bit of the first element of every new pattern tensor's block on the rank is "
+                     "flipped (an ECC-style error in memory)",
+    "dist.misplaced_shard": "every new pattern tensor's block on the rank is recorded one row further down "
+                            "than the data it holds (a misplaced shard)",
+    "parallel.wrong_shard": "the rank's tensor-parallel shard of w1 is taken one column off",
+    "parallel.drop_micro_batch": "the rank loses the weight gradients of micro-batch 0 in step 0",
+    "fault.drops_never_strike": "planned device losses do not happen: the dropped ranks go on as if "
+                                "nothing was planned",
+}
+"""Defects planted at named points of the framework (`comm.hooks.planted`), by name.
+
+A plant alters what a rank observes or computes upstream of every verification, so a check
+that passes with a plant in place could not have seen that defect on real hardware either:
+`--self-test` uses them to prove each check can fail."""
+
 
 def _ranks(value: int | Iterable[int] | None, what: str, size: int) -> tuple[int, ...]:
     if value is None:
@@ -33,23 +53,41 @@ class FaultPlan:
     """How long hung ranks stop for; None means for ever (the process is stopped)."""
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
-    delayed: tuple[int, ...] = ()
-    """Ranks whose every collective starts `delay_ms` +- `jitter_ms` late."""
+    throttle: float | None = None
+    """The speed the listed ranks' collectives fall to, gradually over `throttle_s` (0.5: half)."""
+    throttle_s: float = 10.0
+    plant: str | None = None
+    """A defect planted at a named point (see PLANTS), on the listed ranks or on every rank."""
+    targets: tuple[int, ...] = ()
+    """The ranks that the delay, the throttle or the plant applies to (`ranks=` of inject)."""
     corrupt: tuple[int, ...] = ()
-    """Ranks whose result buffer gets `bits` flipped bits after the struck collective."""
+    """Ranks whose result buffer is corrupted after the struck collective."""
     bits: int = 1
+    """Random bits flipped in the result buffer (ulps == 0)."""
+    ulps: int = 0
+    """Units in the last place added to one element of a floating result instead of flipping bits."""
     after: int = 0
     """The fault strikes at collective number after + 1 inside the block."""
     timeout_s: float = 60.0
     """How long survivors wait for a hung rank before the watchdog diagnoses it."""
     seed: int = 0
 
+    @property
+    def delayed(self) -> tuple[int, ...]:
+        """Ranks whose every collective starts `delay_ms` +- `jitter_ms` late."""
+        return self.targets if self.delay_ms else ()
+
+    @property
+    def throttled(self) -> tuple[int, ...]:
+        return self.targets if self.throttle is not None else ()
+
     @classmethod
     def make(
         cls, size: int, *, drop_device: int | Iterable[int] | None = None,
         hang_device: int | Iterable[int] | None = None, stall_s: float | None = None,
         delay_ms: float = 0.0, ranks: int | Iterable[int] | None = None, jitter_ms: float = 0.0,
-        corrupt_device: int | Iterable[int] | None = None, bits: int = 1, after: int = 0,
+        throttle: float | None = None, throttle_s: float = 10.0, plant: str | None = None,
+        corrupt_device: int | Iterable[int] | None = None, bits: int = 1, ulps: int = 0, after: int = 0,
         timeout_s: float = 60.0, seed: int = 0,
     ) -> FaultPlan:
         """Validate `fault.inject`'s arguments for a world of `size` ranks."""
@@ -57,8 +95,9 @@ class FaultPlan:
             drop=_ranks(drop_device, "drop_device", size),
             hang=_ranks(hang_device, "hang_device", size),
             stall_s=stall_s, delay_ms=float(delay_ms), jitter_ms=float(jitter_ms),
-            delayed=_ranks(ranks, "ranks", size) if delay_ms else (),
-            corrupt=_ranks(corrupt_device, "corrupt_device", size), bits=bits, after=after,
+            throttle=None if throttle is None else float(throttle), throttle_s=float(throttle_s), plant=plant,
+            targets=_ranks(ranks, "ranks", size),
+            corrupt=_ranks(corrupt_device, "corrupt_device", size), bits=bits, ulps=ulps, after=after,
             timeout_s=float(timeout_s), seed=seed,
         )
         plan._check(size, ranks)
@@ -72,17 +111,42 @@ class FaultPlan:
         if self.delay_ms < 0 or self.jitter_ms < 0 or self.jitter_ms > self.delay_ms:
             raise FaultPlanError(f"fault.inject needs 0 <= jitter_ms <= delay_ms, got delay_ms={self.delay_ms:g}, "
                                  f"jitter_ms={self.jitter_ms:g}")
-        if self.delay_ms and not self.delayed:
-            raise FaultPlanError("fault.inject(delay_ms=...) needs ranks=[...] to delay")
-        if ranks is not None and not self.delay_ms:
-            raise FaultPlanError("fault.inject(ranks=...) names the ranks to delay; give delay_ms too")
+        uses = sum(1 for used in (self.delay_ms, self.throttle is not None, self.plant is not None) if used)
+        if (self.delay_ms or self.throttle is not None) and not self.targets:
+            what = "delay_ms" if self.delay_ms else "throttle"
+            raise FaultPlanError(f"fault.inject({what}=...) needs ranks=[...] to apply to")
+        if ranks is not None and uses == 0:
+            raise FaultPlanError("fault.inject(ranks=...) names the ranks to delay, throttle or plant a defect "
+                                 "on; give delay_ms, throttle or plant too")
+        if ranks is not None and uses > 1:
+            raise FaultPlanError("fault.inject(ranks=...) applies to one of delay_ms, throttle and plant; "
+                                 "open one block for each")
+        if self.throttle is not None and not 0 < self.throttle < 1:
+            raise FaultPlanError(f"fault.inject(throttle={self.throttle!r}) is the speed the ranks fall to; "
+                                 "give a fraction between 0 and 1, e.g. 0.5")
+        if not (math.isfinite(self.throttle_s) and self.throttle_s > 0):
+            raise FaultPlanError(f"fault.inject(throttle_s={self.throttle_s!r}) must be positive seconds")
+        if self.plant is not None and self.plant not in PLANTS:
+            raise FaultPlanError(f"fault.inject(plant={self.plant!r}) is not a planted defect; choose one of "
+                                 f"{', '.join(PLANTS)}")
         if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= 64:
             raise FaultPlanError(f"fault.inject(bits={self.bits!r}) must be an int from 1 to 64")
+        if isinstance(self.ulps, bool) or not isinstance(self.ulps, int) or not 0 <= self.ulps <= 1 << 20:
+            raise FaultPlanError(f"fault.inject(ulps={self.ulps!r}) must be an int from 0 to 2**20")
+        if self.ulps and not self.corrupt:
+            raise FaultPlanError("fault.inject(ulps=...) says how corrupt_device's result is corrupted; "
+                                 "give corrupt_device too")
         if isinstance(self.after, bool) or not isinstance(self.after, int) or self.after < 0:
             raise FaultPlanError(f"fault.inject(after={self.after!r}) must be a count of collectives, 0 or more")
         if self.stall_s is not None and not self.stall_s > 0:
             raise FaultPlanError(f"fault.inject(stall_s={self.stall_s!r}) must be positive (or None: for ever)")
         if not self.timeout_s > 0:
             raise FaultPlanError(f"fault.inject(timeout={self.timeout_s!r}) must be positive seconds")
-        if not (self.drop or self.hang or self.delay_ms or self.corrupt):
-            raise FaultPlanError("fault.inject needs a fault: drop_device, hang_device, delay_ms or corrupt_device")
+        if not (self.drop or self.hang or self.delay_ms or self.corrupt or self.throttle is not None
+                or self.plant is not None):
+            raise FaultPlanError("fault.inject needs a fault: drop_device, hang_device, delay_ms, throttle, "
+                                 "corrupt_device or plant")
+
+    def plants(self, name: str, rank: int) -> bool:
+        """Whether defect `name` is planted on `rank` (every rank when no ranks were listed)."""
+        return self.plant == name and (not self.targets or rank in self.targets)

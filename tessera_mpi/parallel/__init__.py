@@ -3,7 +3,7 @@
 from .model import ModelSpec
 from .pipeline import ScheduleError, check_schedule, one_f_one_b
 from .plan import Grid, Plan, PlanError
-from .trainer import PlantedFault, Trainer
+from .trainer import Trainer
 from .validation import Validation, validate
 from .verify import TOLERANCES
 
@@ -13,7 +13,6 @@ __all__ = [
     "ModelSpec",
     "Plan",
     "PlanError",
-    "PlantedFault",
     "ScheduleError",
     "Trainer",
     "Validation",

@@ -4,10 +4,11 @@ replica's micro-batches, run on the 1F1B schedule, then the dp gradient sum and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from ..comm import hooks
 from ..dist.mesh import Mesh
 from .data_parallel import FlatShard, reduce_gradients, replica_digests
 from .model import BlockParams, init_block, loss_and_grad, make_batch
@@ -19,29 +20,6 @@ from .traffic import AxisCount, Traffic
 
 DTYPE = np.float32
 """The precision of the distributed run; the reference runs in float64."""
-
-FaultKind = Literal["wrong_shard", "drop_micro_batch"]
-FAULT_KINDS: tuple[str, ...] = ("wrong_shard", "drop_micro_batch")
-
-
-@dataclass(frozen=True)
-class PlantedFault:
-    """A fault planted on mesh rank `rank`, to prove that verification catches it.
-
-    "wrong_shard": the rank's w1 columns are taken one column off (a misplaced shard).
-    "drop_micro_batch": in step `step` the rank loses micro-batch `micro_batch`'s weight
-    gradients; its messages still flow, so the job runs on (a lost message would hang it,
-    which the suite's watchdog reports instead).
-    """
-
-    kind: FaultKind
-    rank: int
-    micro_batch: int = 0
-    step: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"PlantedFault kind {self.kind!r}; choose one of {', '.join(FAULT_KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -74,13 +52,14 @@ class Trainer:
     """This rank's shard of the model and its training step. Collective over the mesh: every
     rank constructs one with the same plan and calls `step` with the same step numbers."""
 
-    def __init__(self, mesh: Mesh, plan: Plan, *, seed: int, lr: float, fault: PlantedFault | None = None) -> None:
+    def __init__(self, mesh: Mesh, plan: Plan, *, seed: int, lr: float) -> None:
         self.mesh = mesh
         self.plan = plan
         self.spec = plan.model(seed=seed, lr=lr)
         self.backend = mesh.runtime.backend
         self.tp, self.stage, self.replica = plan.grid.coords(mesh, mesh.rank)
-        self.fault = fault if fault is not None and fault.rank == mesh.rank else None
+        # Planted defects (fault.inject(plant=...)): what a wrong shard or a lost message would do.
+        self.drops_micro_batch = hooks.planted("parallel.drop_micro_batch")
         stages = plan.grid.pp
         programs = [one_f_one_b(stages, plan.micro_batches, stage=s) for s in range(stages)]
         check_schedule(programs, plan.micro_batches)
@@ -88,7 +67,7 @@ class Trainer:
         self.clock = PhaseClock(self.backend.synchronize)
         self.traffic = Traffic(mesh, plan.grid, clock=self.clock)
         initial = {b: init_block(self.spec, b) for b in plan.stage_blocks(self.stage)}
-        offset = 1 if self.fault is not None and self.fault.kind == "wrong_shard" else 0
+        offset = 1 if hooks.planted("parallel.wrong_shard") else 0
         xp = self.backend.xp
         shard = plan.shard(initial, tp=self.tp, stage=self.stage, column_offset=offset)
         self.params = FlatShard(shard, xp=xp, dtype=DTYPE)
@@ -107,8 +86,9 @@ class Trainer:
         return np.array(self.backend.to_host(a), dtype=np.float64)
 
     def _dropped(self, step: int, micro_batch: int) -> bool:
-        f = self.fault
-        return f is not None and f.kind == "drop_micro_batch" and (f.step, f.micro_batch) == (step, micro_batch)
+        """Whether this rank loses the weight gradients of this micro-batch (a planted defect: its
+        messages still flow, so the job runs on, as after a lost gradient contribution)."""
+        return self.drops_micro_batch and (step, micro_batch) == (0, 0)
 
     def step(self, step: int) -> StepRecord:
         """Run training step `step` on every rank; return this rank's record of it."""

@@ -11,7 +11,7 @@ from ..dist.mesh import Mesh
 from .plan import Plan
 from .reference import Reference
 from .traffic import AxisCount
-from .trainer import PlantedFault, Trainer
+from .trainer import Trainer
 from .verify import QUANTITIES, TOLERANCES, over_tolerance, step_errors
 
 
@@ -24,6 +24,10 @@ class Validation:
     """(steps, len(QUANTITIES)): this rank's error per step and quantity (NaN: not applicable)."""
     failures: tuple[str, ...]
     """What this rank found wrong; empty when everything agreed."""
+    first_step: int
+    """The first step at which this rank's numbers left the tolerances (-1: none did)."""
+    first_bad: tuple[str, ...]
+    """The quantities over tolerance at that step (see verify.QUANTITIES)."""
     losses: np.ndarray
     """The distributed run's loss per step (the sum of the last stage's shares; every rank)."""
     reference_losses: np.ndarray
@@ -42,8 +46,7 @@ def _describe(step: int, errors: dict[str, float], bad: list[str]) -> str:
     return f"step {step}: {parts} differ from the single-process reference"
 
 
-def validate(mesh: Mesh, plan: Plan, *, steps: int, seed: int, lr: float,
-             fault: PlantedFault | None = None) -> Validation:
+def validate(mesh: Mesh, plan: Plan, *, steps: int, seed: int, lr: float) -> Validation:
     """Train `steps` steps on the mesh and compare each with the reference, on every rank.
 
     Collective over the mesh. A rank reports only the first step where its numbers leave the
@@ -51,7 +54,7 @@ def validate(mesh: Mesh, plan: Plan, *, steps: int, seed: int, lr: float,
     replicas of its shard hold different bits.
     """
     reference = Reference(plan, seed=seed, lr=lr)
-    trainer = Trainer(mesh, plan, seed=seed, lr=lr, fault=fault)
+    trainer = Trainer(mesh, plan, seed=seed, lr=lr)
     coords = (trainer.tp, trainer.stage, trainer.replica)
     errors = np.full((steps, len(QUANTITIES)), np.nan)
     shares = np.zeros(steps)
@@ -59,6 +62,7 @@ def validate(mesh: Mesh, plan: Plan, *, steps: int, seed: int, lr: float,
     identical = np.zeros(steps, dtype=bool)
     step_seconds = np.zeros(steps)
     failures: list[str] = []
+    first_step, first_bad = -1, ()
     seconds, traffic = [], []
     for k in range(steps):
         start = MPI.Wtime()
@@ -70,6 +74,7 @@ def validate(mesh: Mesh, plan: Plan, *, steps: int, seed: int, lr: float,
         bad = over_tolerance(found)
         if bad and not any(f.startswith("step ") for f in failures):
             failures.append(_describe(k, found, bad))
+            first_step, first_bad = k, tuple(bad)
         identical[k] = len(set(record.digests)) == 1
         if not identical[k] and not any(f.startswith("dp replicas") for f in failures):
             failures.append(f"dp replicas hold different weights after step {k}: "
@@ -81,7 +86,8 @@ def validate(mesh: Mesh, plan: Plan, *, steps: int, seed: int, lr: float,
         traffic.append(record.traffic)
     losses = np.empty(steps)
     mesh.comm.Allreduce(shares, losses, op=MPI.SUM)
-    return Validation(plan=plan, errors=errors, failures=tuple(failures), losses=losses,
+    return Validation(plan=plan, errors=errors, failures=tuple(failures), first_step=first_step,
+                      first_bad=first_bad, losses=losses,
                       reference_losses=reference_losses, replicas_identical=identical, step_seconds=step_seconds,
                       seconds=tuple(seconds),
                       traffic=tuple(traffic))

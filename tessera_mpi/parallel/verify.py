@@ -37,6 +37,11 @@ shard's gradient over its replica's micro-batches, before the dp sum (cancellati
 many terms makes it the least accurate); weights: the shard after the update (the update is
 about a percent of the weights, so 1e-6 of the weights is 1e-4 of the update)."""
 QUANTITIES: tuple[str, ...] = tuple(TOLERANCES)
+OWN_QUANTITIES: tuple[str, ...] = ("shard", "gradient")
+"""Quantities that point at the rank itself when they are the first to go wrong in the job:
+its shard's output recomputed from the inputs it received (wrong only through its own
+weights), then its gradient before the dp sum (wrong through its own accumulation when every
+input it received was still right). Later errors follow from the first."""
 
 
 def rel_err(got: np.ndarray, ref: np.ndarray) -> float:

@@ -50,14 +50,32 @@ def _cases(run: RunSummary) -> list[ET.Element]:
         text = record.message
         if record.status == "error" and "traceback" in record.attrs:
             text += "\n\n" + str(plain(record.attrs["traceback"]))
-        cases.append(_case(record.name, float(record.duration_s), tag=_TAGS.get(record.status), kind=record.status,
-                           message=_first_line(record.message), text=text, out=record.headline))
+        failed = [v for v in ("sanity", "performance") if record.attrs.get(v) == "failed"]
+        case = _case(record.name, float(record.duration_s), tag=_TAGS.get(record.status),
+                     kind=",".join(failed) or record.status, message=_first_line(record.message),
+                     text=text, out=record.headline)
+        properties = ET.Element("properties")
+        for key in ("sanity", "performance", "not_judged", "culprits"):
+            value = plain(record.attrs.get(key, ""))
+            if value:
+                text_value = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+                ET.SubElement(properties, "property", name=key, value=text_value)
+        if len(properties):
+            case.insert(0, properties)
+        cases.append(case)
     if run.baseline is not None:
         lines = "\n".join(run.baseline_lines)
         regressed = bool(run.baseline_regressions)
         cases.append(_case("baseline", 0.0, tag="failure" if regressed else None, kind="regression",
                            message=f"{len(run.baseline_regressions)} regression(s) against {run.baseline}",
                            text=lines, out=lines))
+    for row in run.selftest:
+        caught = row["verdict"] == "caught"
+        text = (f"planted {row['planted']}; expected culprit {row['expected']}; planted run {row['status']}, "
+                f"culprits named: {row['named']}; clean run {row['clean']}; {row['detail']}")
+        cases.append(_case(f"selftest {row['check']}: {row['defect']}", 0.0, tag=None if caught else "failure",
+                           kind="selftest", message=f"{row['verdict']}: {row['check']} and {row['defect']}",
+                           text=text, out=text))
     if not run.complete:
         cases.append(_case("run", run.elapsed_s, tag="error", kind="incomplete",
                            message="the run had not finished when this report was written"))

@@ -33,6 +33,8 @@ class RunSummary:
     """The --baseline file, when one was compared."""
     baseline_lines: Sequence[str] = field(default_factory=tuple)
     baseline_regressions: Sequence[str] = field(default_factory=tuple)
+    selftest: Sequence[dict[str, Any]] = field(default_factory=tuple)
+    """Under --self-test, one row per planted defect (see suite/selftest.py)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -51,13 +53,17 @@ def _json_safe(value: Any) -> Any:
 
 
 def _check(record: CheckRecord) -> dict[str, Any]:
-    attrs = {k: _json_safe(v) for k, v in record.attrs.items() if k not in ("traceback", "failing_ranks")}
+    attrs = {k: _json_safe(v) for k, v in record.attrs.items()
+             if k not in ("traceback", "failing_ranks", "sanity", "performance", "culprits")}
     return {
         "name": record.name,
         "status": record.status,
         "duration_s": round(float(record.duration_s), 6),
         "headline": record.headline,
         "message": record.message,
+        "sanity": record.attrs.get("sanity"),
+        "performance": record.attrs.get("performance"),
+        "culprits": _json_safe(record.attrs.get("culprits", [])),
         "failing_ranks": _json_safe(record.attrs.get("failing_ranks", [])),
         "attrs": attrs,
     }
@@ -80,5 +86,6 @@ def summary_json(run: RunSummary) -> str:
         "provenance": {k: _json_safe(v) for k, v in run.attrs.items()},
         "checks": [_check(c) for c in run.checks],
         "baseline": baseline,
+        "selftest": [{k: _json_safe(v) for k, v in row.items()} for row in run.selftest] or None,
     }
     return json.dumps(document, indent=2, allow_nan=False) + "\n"

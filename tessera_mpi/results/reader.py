@@ -23,6 +23,12 @@ def plain(value: Any) -> Any:
     return value
 
 
+def rows_of(data: np.ndarray) -> list[dict[str, Any]]:
+    """Return a stored table (a structured array) as a list of plain dicts, one per row."""
+    names = data.dtype.names or ()
+    return [{name: plain(row[name]) for name in names} for row in data]
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One /checks/<name> group."""
@@ -44,6 +50,8 @@ class RunResults:
     attrs: dict[str, Any]
     ranks: np.ndarray
     checks: dict[str, CheckResult]
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
+    """Run-level tables beside /ranks (/selftest under --self-test)."""
 
 
 def read_results(path: str | Path) -> RunResults:
@@ -58,6 +66,7 @@ def read_results(path: str | Path) -> RunResults:
             raise ResultsFileError(f"{path} is an HDF5 file but not a tessera_mpi results file")
         attrs = {k: plain(v) for k, v in f.attrs.items()}
         ranks = f["ranks"][()]
+        tables = {k: f[k][()] for k in f if k not in ("ranks", "checks")}
         checks = {}
         for name, group in f["checks"].items():
             extra = {k: plain(v) for k, v in group.attrs.items()}
@@ -70,4 +79,4 @@ def read_results(path: str | Path) -> RunResults:
                 attrs=extra,
                 datasets={key: group[key][()] for key in group},
             )
-    return RunResults(path=path, attrs=attrs, ranks=ranks, checks=checks)
+    return RunResults(path=path, attrs=attrs, ranks=ranks, checks=checks, tables=tables)

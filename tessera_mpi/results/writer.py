@@ -61,6 +61,8 @@ class ResultsWriter:
         self.attrs = dict(attrs)
         self.ranks = ranks
         self.checks: list[CheckRecord] = []
+        self.tables: dict[str, Dataset] = {}
+        """Run-level tables beside /ranks (/selftest)."""
 
     @classmethod
     def resume(cls, path: Path) -> ResultsWriter:
@@ -70,6 +72,7 @@ class ResultsWriter:
         with h5py.File(path, "r") as f:
             attrs = {k: v for k, v in f.attrs.items()}
             writer = cls(path, attrs=attrs, ranks=f["ranks"][()])
+            writer.tables = {k: Dataset(f[k][()], dict(f[k].attrs.items())) for k in f if k not in ("ranks", "checks")}
             for name, group in f["checks"].items():
                 extra = dict(group.attrs.items())
                 writer.checks.append(CheckRecord(
@@ -95,6 +98,10 @@ class ResultsWriter:
                 for key, value in self.attrs.items():
                     f.attrs[key] = _attr(value)
                 f.create_dataset("ranks", data=self.ranks)
+                for name, dataset in self.tables.items():
+                    stored = f.create_dataset(name, data=dataset.data)
+                    for key, value in dataset.attrs.items():
+                        stored.attrs[key] = _attr(value)
                 checks = f.create_group("checks", track_order=True)
                 for record in self.checks:
                     group = checks.create_group(record.name)

@@ -145,6 +145,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         load.close()
     records = [combine(h) for h in history]
     ok = all(r.status in ("passed", "skipped") for r in records)
+    if options.self_test:
+        # Under --self-test the verdict is the self-test's: clean runs pass, planted ones are caught.
+        ok = bool(session.selftest) and all(row.ok for row in session.selftest)
     with runtime.Watchdog(options.timeout_s, "the end of the suite (baseline comparison and reports)"):
         regressions = _finish(session, history, elapsed_s=MPI.Wtime() - start, ok=ok)
     return EXIT_PASSED if ok and not regressions else EXIT_FAILED
@@ -172,6 +175,11 @@ def _finish(session: Session, history: list, *, elapsed_s: float, ok: bool) -> i
         # over, and its own records of earlier checks hold its local durations and headlines.
         console.summary(list(writer.checks), elapsed_s=elapsed_s, results_path=str(writer.path),
                         regressions=regressions)
+        if options.self_test:
+            console.selftest(session.selftest)
+        if runtime.current().ft.mode == "simulated" and any(c.name == "faults" for c in writer.checks):
+            console.note(f"fault tolerance was simulated ({runtime.current().ft.reason}): no process was "
+                         "killed; run the packaged Open MPI with mpirun --with-ft ulfm for real failures")
         code = EXIT_PASSED if ok and not regressions else EXIT_FAILED
         try:
             session.reports.write(writer, complete=True, exit_code=code, comparison=comparison)

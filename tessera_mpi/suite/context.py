@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from ..fabric.load import BackgroundLoad
 from ..results import Dataset
 from ..runtime import Runtime
 from .options import SuiteOptions
+from .verdict import Culprit, Reference
 
 
 T = TypeVar("T")
@@ -23,13 +25,27 @@ class CheckSkipped(TesseraError):
     """Raised by a check (through `ctx.skip`) that does not apply to this run."""
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One problem a rank found: wrong data or missing ranks (sanity), or a figure outside its
+    reference (performance), and where it is when the check can tell."""
+
+    kind: Literal["sanity", "performance"]
+    message: str
+    culprits: tuple[Culprit, ...]
+
+
 @dataclass
 class CheckContext:
     """One rank's view of one check. Findings stay local until the runner agrees on them."""
 
     mesh: Mesh
     options: SuiteOptions
-    failures: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    judgements: list[dict[str, Any]] = field(default_factory=list)
+    """One row per performance figure judged against a reference (the `references` table)."""
+    not_judged: str = ""
+    """Why performance was not judged, when it was not."""
     datasets: dict[str, Dataset] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     headline: str = ""
@@ -41,6 +57,8 @@ class CheckContext:
     results_path: str = ""
     """The run's results file, the same on every rank (a check that drops rank 0 checks that the
     file survives)."""
+    earlier: tuple[tuple[str, str], ...] = ()
+    """(name, status) of every check the results file holds before this one, on every rank."""
 
     @property
     def runtime(self) -> Runtime:
@@ -61,9 +79,50 @@ class CheckContext:
             return quick
         return small if self.runtime.oversubscribed else full
 
-    def fail(self, message: str) -> None:
-        """Record that this rank found a problem; the check goes on and fails at the end."""
-        self.failures.append(message)
+    @property
+    def judge_timing(self) -> bool:
+        """Whether timing figures are judged: on real hardware, and under --self-test (which must
+        show the judgement can fail); not on an oversubscribed machine, where timings measure CPU
+        scheduling rather than the fabric. The same on every rank."""
+        return self.options.self_test or not self.runtime.oversubscribed
+
+    def relative(self, flag: str, given: float) -> tuple[float, str]:
+        """Return (the threshold of a relative timing reference, its source) for `flag` given as
+        `given`. On an oversubscribed machine (judged only under --self-test) it is loosened to
+        what scheduling noise does not reach (NOISE_FLOORS), which planted defects exceed."""
+        if not self.runtime.oversubscribed or given <= NOISE_FLOORS[flag]:
+            return given, f"{flag} {given:g}"
+        floor = NOISE_FLOORS[flag]
+        return floor, f"{flag} {given:g}, loosened to {floor:g} on this oversubscribed machine"
+
+    def fail(self, message: str, *, culprit: Culprit | Iterable[Culprit] | None = None) -> None:
+        """Record that the data were wrong (a sanity failure): the check goes on and fails at the
+        end. `culprit` (one or several) defaults to this rank, which saw it."""
+        self.findings.append(Finding("sanity", message, _culprits(culprit, Culprit.rank(self.runtime.rank))))
+
+    def judge(self, reference: Reference, value: float, *, culprit: Culprit | Iterable[Culprit] | None = None,
+              message: str = "") -> bool:
+        """Judge one performance figure against `reference`; return whether it holds.
+
+        A miss is a performance failure naming `culprit` (default: the shortfall is global) with
+        `message` (default: the reference's account of the shortfall). Judgements of figures
+        that every rank computes alike are the same on every rank.
+        """
+        holds = reference.holds(value)
+        culprits = _culprits(culprit, Culprit.whole())
+        self.judgements.append({
+            "what": reference.what, "value": float(value), "unit": reference.unit,
+            "target": _nan(reference.target), "lower": _nan(reference.lower), "upper": _nan(reference.upper),
+            "source": reference.source, "verdict": "passed" if holds else "failed",
+            "culprit": ", ".join(map(str, culprits)) if not holds else "",
+        })
+        if not holds:
+            self.findings.append(Finding("performance", message or reference.shortfall(value), culprits))
+        return holds
+
+    def skip_judging(self, reason: str) -> None:
+        """Say why performance is not judged (the record's performance is then "not judged")."""
+        self.not_judged = reason
 
     def skip(self, reason: str) -> NoReturn:
         """End the check as skipped (call on every rank)."""
@@ -72,3 +131,20 @@ class CheckContext:
     def save(self, name: str, data: np.ndarray, **attrs: Any) -> None:
         """Store `data` as /checks/<check>/<name>; only the root rank's saves are written."""
         self.datasets[name] = Dataset(np.asarray(data), attrs)
+
+
+NOISE_FLOORS = {"--slow-link-fraction": 0.2, "--min-trend": 0.5}
+"""Relative timing references on an oversubscribed machine: a link or pair below 0.2 x the median,
+a soak falling below half its start. Measured here (2 cores, 8 ranks): clean runs' slowest links
+and pairs at 0.37-0.48 x the median, soak trends 0.68-1.59; a rank delayed 20 ms per call put its
+links and pairs at 0.05 x, a rank throttled to a quarter of its speed the soak below 0.4."""
+
+
+def _culprits(given: Culprit | Iterable[Culprit] | None, default: Culprit) -> tuple[Culprit, ...]:
+    if given is None:
+        return (default,)
+    return (given,) if isinstance(given, Culprit) else tuple(given) or (default,)
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

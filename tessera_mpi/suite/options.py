@@ -50,6 +50,10 @@ class SuiteOptions:
     """--json FILE: a JSON summary of the run."""
     baseline: Path | None = None
     """--baseline FILE: compare the run with this earlier results file at the end."""
+    self_test: bool = False
+    """--self-test: run every selected check clean and with its planted defects."""
+    min_trend: float = 0.8
+    """soak: the last quarter's busbw must keep this share of the first quarter's."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,6 +149,13 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
                         help="links: test each rank against K peers (default: all up to 128 ranks, else 16)")
     fabric.add_argument("--slow-link-fraction", metavar="F", type=float, default=0.5,
                         help="links: a link below this fraction of the median is slow (default 0.5)")
+    fabric.add_argument("--min-trend", metavar="F", type=float, default=0.8,
+                        help="soak: fail when the last quarter keeps less than this share of the first "
+                             "quarter's busbw, or the fitted line falls that far (default 0.8)")
+    parser.add_argument("--self-test", action="store_true",
+                        help="run every selected check twice, clean and with its planted defect, and fail "
+                             "unless every clean run passes and every planted defect fails its check, "
+                             "naming the planted culprit")
     parser.add_argument("--spares", metavar="K", type=int, default=0,
                         help="hold K ranks back from the mesh to replace failed members (default 0)")
     parser.add_argument("--under-load", action="store_true",
@@ -184,6 +195,7 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         _positive(args.expect_busbw, "--expect-busbw")
     _positive(args.min_efficiency, "--min-efficiency", at_most=1.0)
     _positive(args.slow_link_fraction, "--slow-link-fraction", at_most=1.0)
+    _positive(args.min_trend, "--min-trend", at_most=1.0)
     if args.duration < 0:
         raise UsageError(f"--duration must be 0 or more seconds, got {args.duration:g}")
     if args.link_peers is not None and args.link_peers < 1:
@@ -219,4 +231,6 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         junit=files.get("--junit"),
         json=files.get("--json"),
         baseline=Path(args.baseline) if args.baseline is not None else None,
+        self_test=args.self_test,
+        min_trend=args.min_trend,
     )

@@ -1,13 +1,34 @@
-"""The registry of named checks: `@register("name", help=...)` on a function of a CheckContext."""
+"""The registry of named checks: `@register("name", help=..., selftests=...)` on a function of a
+CheckContext, and the planted defects each check must catch under --self-test."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .verdict import Culprit
 
 if TYPE_CHECKING:
     from .context import CheckContext
+    from .options import SuiteOptions
+
+
+@dataclass(frozen=True)
+class SelfTest:
+    """One defect a check must catch: what `fault.inject` plants, and the culprit it must name.
+
+    `plan(size, options)` returns fault.inject's arguments for a job of `size` ranks;
+    `culprit(size)` the part the check must blame. With `exact`, it must blame nothing else
+    (a global shortfall aside); otherwise it may name more (a check that lists every victim).
+    `needs_duration`: the check skips without --duration, so the self-test gives it one.
+    """
+
+    defect: str
+    plan: Callable[[int, SuiteOptions], dict[str, Any]]
+    culprit: Callable[[int], Culprit]
+    exact: bool = True
+    needs_duration: bool = False
 
 
 @dataclass(frozen=True)
@@ -17,18 +38,20 @@ class Check:
     name: str
     run: Callable[[CheckContext], None]
     help: str
+    selftests: tuple[SelfTest, ...] = ()
 
 
 _REGISTRY: dict[str, Check] = {}
 
 
-def register(name: str, *, help: str) -> Callable[[Callable[[CheckContext], None]], Callable[[CheckContext], None]]:
+def register(name: str, *, help: str, selftests: tuple[SelfTest, ...] = ()
+             ) -> Callable[[Callable[[CheckContext], None]], Callable[[CheckContext], None]]:
     """Register the decorated function as check `name`; checks run in registration order."""
 
     def decorate(func: Callable[[CheckContext], None]) -> Callable[[CheckContext], None]:
         if name in _REGISTRY:
             raise ValueError(f"a check named {name!r} is already registered")
-        _REGISTRY[name] = Check(name=name, run=func, help=help)
+        _REGISTRY[name] = Check(name=name, run=func, help=help, selftests=selftests)
         return func
 
     return decorate

@@ -59,7 +59,11 @@ def combine(records: Sequence[CheckRecord]) -> CheckRecord:
     message = "\n".join(f"repetition {i + 1}: {r.message}" for i, r in enumerate(records)
                         if r.status != "passed" and r.message)
     attrs = dict(shown.attrs, repetition=chosen + 1, repetitions=len(records),
-                 failing_ranks=np.array(failing, dtype=np.int64))
+                 failing_ranks=np.array(failing, dtype=np.int64),
+                 culprits=sorted({str(c) for r in records for c in r.attrs.get("culprits", ())}))
+    for verdict in ("sanity", "performance"):
+        if any(r.attrs.get(verdict) == "failed" for r in records):
+            attrs[verdict] = "failed"
     datasets = dict(shown.datasets)
     datasets["repetitions"] = Dataset(table(rows), {"description": "status, duration and headline of each repetition"})
     return CheckRecord(name=shown.name, status=STATUSES[level], duration_s=sum(r.duration_s for r in records),

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..reports import RunSummary, junit_xml, summary_json
 from ..results import ResultsWriter, read_results
 from ..results.compare import Comparison, compare_runs
-from ..results.reader import ResultsFileError
+from ..results.reader import ResultsFileError, rows_of
 from .options import SuiteOptions
 
 
@@ -59,6 +59,7 @@ class Reports:
             baseline=str(self.options.baseline) if comparison is not None else None,
             baseline_lines=tuple(comparison.lines) if comparison is not None else (),
             baseline_regressions=tuple(comparison.regressions) if comparison is not None else (),
+            selftest=rows_of(writer.tables["selftest"].data) if "selftest" in writer.tables else (),
         )
         if self.options.junit is not None:
             write_text(self.options.junit, junit_xml(summary))

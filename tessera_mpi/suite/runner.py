@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,17 +17,19 @@ from ..util.text import plural, shape_str
 from ..runtime.agree import AgreementTimeout, agree
 from ..fabric.load import BackgroundLoad
 from ..dist.mesh import Mesh
-from ..results import CheckRecord, ResultsWriter
+from ..results import CheckRecord, Dataset, ResultsWriter, table
 from ..results.schema import STATUSES
 from ..runtime import Runtime, Watchdog, fatal
 from ..runtime.crash import grace_seconds
 from ..runtime.tracker import tracker
-from . import console
+from . import console, selftest
 from .context import CheckContext, CheckSkipped
 from .options import SuiteOptions
 from .registry import Check
 from .reports import Reports
 from .repetition import combine
+from .selftest import SelfTestRow
+from .verdict import Culprit
 
 MAX_SHOWN_FAILURES = 3
 """Failure messages a rank contributes to the agreed message; the count of the rest is given."""
@@ -40,24 +44,74 @@ def _local_outcome(check: Check, ctx: CheckContext) -> tuple[int, str]:
     except Exception as exc:
         ctx.attrs["traceback"] = traceback.format_exc()
         return STATUSES.index("error"), f"{type(exc).__name__}: {exc}"
-    if ctx.failures:
-        shown = "; ".join(ctx.failures[:MAX_SHOWN_FAILURES])
-        more = len(ctx.failures) - MAX_SHOWN_FAILURES
+    if ctx.findings:
+        texts = [f.message for f in ctx.findings]
+        shown = "; ".join(texts[:MAX_SHOWN_FAILURES])
+        more = len(texts) - MAX_SHOWN_FAILURES
         return STATUSES.index("failed"), shown + (f" (and {more} more)" if more > 0 else "")
     return STATUSES.index("passed"), ""
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What one rank found, beyond its status: what the agreed record is made of."""
+
+    sanity_failed: bool
+    performance_failed: bool
+    judged: bool
+    first: str
+    """This rank's first finding, "sanity: ..." or "performance: ..."."""
+    culprits: tuple[Culprit, ...]
+    not_judged: str
+
+    @classmethod
+    def of(cls, ctx: CheckContext) -> _Outcome:
+        first = next((f"{f.kind}: {f.message}" for f in ctx.findings), "")
+        culprits = tuple(sorted({c for f in ctx.findings for c in f.culprits}))[:MAX_CULPRITS]
+        return cls(any(f.kind == "sanity" for f in ctx.findings), any(f.kind == "performance" for f in ctx.findings),
+                   bool(ctx.judgements), first[:MAX_HEADLINE], culprits, ctx.not_judged)
+
+
+MAX_CULPRITS = 32
+"""Culprits a rank contributes; a record names at most this many."""
+MAX_HEADLINE = 400
+
+
+def _verdicts(status: str, everyone: list[_Outcome]) -> dict[str, Any]:
+    """Return the agreed sanity, performance, culprits and the reason nothing was judged."""
+    if status in ("error", "skipped"):
+        return {"sanity": status, "performance": "not judged", "culprits": [], "not_judged": status}
+    culprits = sorted({c for o in everyone for c in o.culprits})[:MAX_CULPRITS]
+    performance = ("failed" if any(o.performance_failed for o in everyone)
+                   else "passed" if any(o.judged for o in everyone) else "not judged")
+    reasons = sorted({o.not_judged for o in everyone if o.not_judged})
+    return {"sanity": "failed" if any(o.sanity_failed for o in everyone) else "passed",
+            "performance": performance, "culprits": [str(c) for c in culprits],
+            "not_judged": "; ".join(reasons) if performance == "not judged" else ""}
+
+
+def _headline(status: str, figures: str, message: str, everyone: list[_Outcome]) -> str:
+    """A failing check's headline says what failed first (the lowest failing rank's first
+    finding); a passing one gives its figures."""
+    if status == "failed":
+        return next((o.first for o in everyone if o.first), message)
+    if status == "error":
+        return "error: " + (message.splitlines()[0] if message else "the check raised")
+    return figures or status
+
+
 def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: str = "",
-              load: BackgroundLoad | None = None) -> CheckRecord:
+              load: BackgroundLoad | None = None, earlier: tuple[tuple[str, str], ...] = ()) -> CheckRecord:
     """Run one check on every rank and agree on its status. Collective over the world.
 
     A rank whose check raised waits at most the error grace period for the others to reach the
     agreement: if they do not (typically because they wait for it inside a collective), it
     ends the job, printing its traceback, rather than let them hang. With `load`, the
     background stream runs while the check does (inside the watchdog, which also covers
-    stopping it) and what it moved goes into the record's `load_*` attributes.
+    stopping it) and what it moved goes into the record's `load_*` attributes. `earlier` are
+    the (name, status) of the checks the results file already holds.
     """
-    ctx = CheckContext(mesh=mesh, options=options, load=load, results_path=results_path)
+    ctx = CheckContext(mesh=mesh, options=options, load=load, results_path=results_path, earlier=earlier)
     start = time.perf_counter()
     tracker.phase = f"check {check.name!r}"
     with Watchdog(options.timeout_s, f"check {check.name!r}"):
@@ -82,9 +136,10 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
         except AgreementTimeout:
             fatal(f"check {check.name!r} raised on this rank while the others went on; "
                   f"ending the job\n{ctx.attrs['traceback']}")
+        everyone = rt.control.allgather(_Outcome.of(ctx))
     duration = time.perf_counter() - start
     status = STATUSES[verdict.level]
-    attrs = dict(ctx.attrs)
+    attrs = dict(ctx.attrs, figures=ctx.headline, **_verdicts(status, everyone))
     attrs["failing_ranks"] = np.array(
         [] if status == "skipped" else verdict.failing, dtype=np.int64
     )
@@ -95,13 +150,17 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
     else:
         whole = mesh.is_member and mesh.devices == tuple(range(rt.size))
         message = f"{status} on {verdict.summary(mesh.describe if whole else rt.describe)}"
+    datasets = dict(ctx.datasets)
+    if ctx.judgements:
+        datasets["references"] = Dataset(table(ctx.judgements), {
+            "description": "one row per performance figure judged: value, target, bounds, unit, source, verdict"})
     return CheckRecord(
         name=check.name,
         status=status,
         duration_s=duration,
         message=message,
-        headline=ctx.headline or status,
-        datasets=ctx.datasets,
+        headline=_headline(status, ctx.headline, message if status != "skipped" else "", everyone),
+        datasets=datasets,
         attrs=attrs,
     )
 
@@ -117,6 +176,8 @@ class Session:
     """Present on rank 0 only; when rank 0 is lost, the new rank 0 takes the file over."""
     load: BackgroundLoad | None = None
     reports: Reports | None = None
+    selftest: list[SelfTestRow] = field(default_factory=list)
+    """Under --self-test, one row per planted defect of every check run so far (every rank)."""
 
     def rebuilt(self, old: Runtime, new: Runtime) -> None:
         """Listener for runtime rebuilds (called on every survivor)."""
@@ -125,6 +186,10 @@ class Session:
         if self.writer is not None:
             self.writer.attrs["lost_ranks"] = [f"{label}: {p}" for label, p in new.lost]
             self.writer.attrs["final_world_size"] = new.size
+            # Written now, not at the end of the check: the file must survive the next loss too,
+            # and the faults check reads it back to prove the new rank 0 took it over.
+            self.writer.attrs["written_in_generation"] = new.generation
+            self.writer.write()
 
     def refresh_mesh(self) -> None:
         """After failures, give later checks a mesh every survivor belongs to (collective)."""
@@ -152,10 +217,33 @@ def run_checks(checks: Sequence[Check], session: Session) -> list[list[CheckReco
             console.repetition(repetition, options.repeat)
         for index, (check, records) in enumerate(zip(checks, history)):
             generation = runtime.current().generation
-            record = run_check(check, mesh=session.mesh, options=options, results_path=session.results_path,
-                               load=session.load)
+            earlier = tuple((h[-1].name, combine(h).status) for h in history if h)
+
+            def run(given: SuiteOptions) -> CheckRecord:
+                return run_check(check, mesh=session.mesh, options=given, results_path=session.results_path,
+                                 load=session.load, earlier=earlier)
+
+            planted = []
+            if options.self_test:
+                # Planted runs first: the faults check's clean run loses ranks, its planted one does not.
+                planted = selftest.planted_runs(check, run, options)
+                if session.writer is not None:
+                    for spec, _, _, record in planted:
+                        console.check_line(record, planted=spec.defect)
+                if runtime.current().generation != generation:
+                    session.refresh_mesh()
+                    generation = runtime.current().generation
+            spec = check.selftests[0] if check.selftests else None
+            record = run(selftest.options_for(spec, options, oversubscribed=runtime.current().oversubscribed)
+                         if options.self_test else options)
             records.append(record)
+            if options.self_test:
+                session.selftest.extend(selftest.rows(check, planted, record))
             if session.writer is not None:
+                if options.self_test:
+                    session.writer.tables["selftest"] = Dataset(table([dataclasses.asdict(r) for r in session.selftest]), {
+                        "description": "one row per planted defect: the planted run's status and culprits, the "
+                                       "clean run's status, and whether the check caught the defect"})
                 session.writer.add(combine(records))
                 console.check_line(record)
                 if session.reports is not None:

@@ -6,18 +6,21 @@ import numpy as np
 import pytest
 
 from tessera_mpi.testing import assert_all
-from tessera_mpi import dist, op
+from tessera_mpi import dist, fault, op
 from tessera_mpi.fabric.load import BackgroundLoad, LoadError
-from tessera_mpi.parallel import Grid, Plan, PlantedFault, validate
+from tessera_mpi.parallel import Grid, Plan, validate
 from tessera_mpi.suite.checks.determinism import contribution
 
 SIZES = dict(d_model=8, ff_per_shard=4, blocks_per_stage=2, micro_batches=3, micro_batch_size=2)
 
 
-def run(axes, shape, *, steps=2, fault=None):
+def run(axes, shape, *, steps=2, plant=None, rank=None):
     mesh = dist.Mesh(axes=list(axes), shape=shape)
     plan = Plan(Grid.of(mesh), **SIZES)
-    return mesh, validate(mesh, plan, steps=steps, seed=5, lr=0.1, fault=fault)
+    if plant is None:
+        return mesh, validate(mesh, plan, steps=steps, seed=5, lr=0.1)
+    with fault.inject(plant=plant, ranks=[rank]):
+        return mesh, validate(mesh, plan, steps=steps, seed=5, lr=0.1)
 
 
 @pytest.mark.mpi(min_size=4)
@@ -38,7 +41,7 @@ def _ranks_saying(mesh, failures, *needles):
 
 @pytest.mark.mpi(min_size=4)
 def test_a_wrong_shard_is_caught_on_the_rank_that_holds_it():
-    mesh, v = run(("tp", "dp"), (2, 2), fault=PlantedFault("wrong_shard", rank=3))
+    mesh, v = run(("tp", "dp"), (2, 2), plant="parallel.wrong_shard", rank=3)
     failing = _ranks_saying(mesh, v.failures, "step 0:")
     shard = _ranks_saying(mesh, v.failures, "step 0:", "shard (rel err")
     replicas = _ranks_saying(mesh, v.failures, "dp replicas hold different weights after step 0")
@@ -48,7 +51,7 @@ def test_a_wrong_shard_is_caught_on_the_rank_that_holds_it():
 
 @pytest.mark.mpi(min_size=4)
 def test_a_dropped_micro_batch_is_caught_on_the_rank_that_lost_it():
-    mesh, v = run(("pp", "dp"), (2, 2), fault=PlantedFault("drop_micro_batch", rank=1, micro_batch=2))
+    mesh, v = run(("pp", "dp"), (2, 2), plant="parallel.drop_micro_batch", rank=1)
     step0 = _ranks_saying(mesh, v.failures, "step 0:")
     gradient = _ranks_saying(mesh, v.failures, "step 0:", "gradient (rel err")
     later = _ranks_saying(mesh, v.failures, "step 1:")

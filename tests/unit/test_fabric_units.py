@@ -7,6 +7,7 @@ import pytest
 
 from tessera_mpi.fabric.busbw import bus_factor, busbw_gbps, per_rank_count, size_of
 from tessera_mpi.fabric.expectations import expectation
+from tessera_mpi.runtime.device import Placement
 from tessera_mpi.fabric.p2p import partner, rounds
 from tessera_mpi.profile import Record, _figures, format_figures
 from tessera_mpi.suite.checks.links import common_end, slow_links
@@ -30,12 +31,22 @@ def test_nccl_tests_conventions():
 
 
 def test_expectations():
-    h200 = expectation(["cuda:0 NVIDIA H200 0000:1b:00.0", "cuda:1 NVIDIA H200 0000:2b:00.0"])
+    def on(*devices):
+        return [Placement(host="n1", local_rank=i, local_size=len(devices), device=d) for i, d in enumerate(devices)]
+
+    h200, _ = expectation(on("cuda:0 NVIDIA H200 0000:1b:00.0", "cuda:1 NVIDIA H200 0000:2b:00.0"))
     assert h200.busbw_gbps == 450 and "NVLink 4" in h200.source
-    assert expectation(["cuda:0 NVIDIA GB200"]).busbw_gbps == 900
-    assert expectation(["cuda:0 NVIDIA GB200", "cuda:1 NVIDIA H100 80GB HBM3"]).busbw_gbps == 450
-    assert expectation(["cpu"]) is None and expectation([]) is None
-    assert expectation(["cpu"], given_gbps=12.5).source == "--expect-busbw 12.5"
+    assert expectation(on("cuda:0 NVIDIA GB200 0000:01:00.0"))[0].busbw_gbps == 900
+    mixed = on("cuda:0 NVIDIA GB200 0000:01:00.0", "cuda:1 NVIDIA H100 80GB HBM3 0000:02:00.0")
+    assert expectation(mixed)[0].busbw_gbps == 450
+    assert expectation(on("cpu"))[0] is None and expectation([])[0] is None
+    assert expectation(on("cpu"), given_gbps=12.5)[0].source == "--expect-busbw 12.5"
+    # Name fragments are not products: PCIe cards and bridged pairs have no NVLink fabric.
+    for card in ("NVIDIA H100 PCIe", "NVIDIA A100-PCIE-40GB", "NVIDIA H100 NVL", "NVIDIA H200 NVL"):
+        none, why = expectation(on(f"cuda:0 {card} 0000:1b:00.0"))
+        assert none is None and card in why, card
+    shared, why = expectation(on("cuda:0 NVIDIA H200 0000:1b:00.0", "cuda:0 NVIDIA H200 0000:1b:00.0"))
+    assert shared is None and "ranks share a GPU" in why
 
 
 def test_sweep_sizes_and_pattern():

@@ -11,8 +11,9 @@ from ...fabric.p2p import exchange_window
 from ...results import table
 from ..context import CheckContext
 from ...util.text import human_bytes
-from ..registry import register
-from .links import WINDOW, pair_buffers
+from ..registry import SelfTest, register
+from ..verdict import Culprit, Reference
+from .links import PLANTED_DELAY_MS, WINDOW, pair_buffers
 
 REPEATS = 3
 SEED = 20261201
@@ -32,7 +33,30 @@ def splits(n: int) -> dict[str, list[int]]:
     return {"halves": halves, "random": shuffled}
 
 
-@register("bisection", help="all ranks exchange across a cut at once (halves, random split); aggregate GB/s")
+def judge_split(ctx: CheckContext, name: str, per_rank: np.ndarray, counterpart: list[int], *,
+                aggregate: float, wanted: float, pairs: int) -> None:
+    """Judge one cut: its slowest pair against --slow-link-fraction x the cut's median pair (a
+    slow pair is named), and, with an expectation, the aggregate against --min-efficiency of it
+    (a shortfall of the whole cut is global)."""
+    (fraction, source), world = ctx.relative("--slow-link-fraction", ctx.options.slow_link_fraction), ctx.mesh.world_rank
+    median = float(np.nanmedian(per_rank))
+    slowest = int(np.nanargmin(per_rank))
+    reference = Reference(f"{name} split slowest pair", "GB/s", f"{source} x this cut's median pair {median:.4g} GB/s",
+                          target=median, lower=fraction * median)
+    pair = Culprit.pair(world(slowest), world(counterpart[slowest]))
+    ctx.judge(reference, float(per_rank[slowest]), culprit=pair,
+              message=f"{name} split: {reference.shortfall(float(per_rank[slowest]))}; the slow pair is {pair}")
+    if wanted:
+        efficiency = ctx.options.min_efficiency
+        ctx.judge(Reference(f"{name} split aggregate", "GB/s", f"--min-efficiency {efficiency:g} x {pairs} pairs x 2 "
+                            f"directions x the expected busbw", target=wanted, lower=efficiency * wanted), aggregate,
+                  message=f"{name} split: aggregate {aggregate:.4g} GB/s is below {efficiency:g} x the expected "
+                          f"{wanted:g} GB/s (global: the whole cut)")
+
+
+@register("bisection", help="all ranks exchange across a cut at once (halves, random split); aggregate GB/s",
+          selftests=(SelfTest("a slow pair", lambda n, o: {"delay_ms": PLANTED_DELAY_MS, "ranks": [0]},
+                              lambda n: Culprit.pair(0, n // 2)),))
 def check_bisection(ctx: CheckContext) -> None:
     mesh, rt = ctx.mesh, ctx.runtime
     _, group = mesh.group(None)
@@ -40,7 +64,7 @@ def check_bisection(ctx: CheckContext) -> None:
     if n < 2:
         ctx.skip("one rank has no counterpart")
     buffers = pair_buffers(ctx)
-    expect = expectation((p.device for p in mesh.placements), given_gbps=ctx.options.expect_busbw)
+    expect, unexpected = expectation(mesh.placements, given_gbps=ctx.options.expect_busbw)
     pairs = n // 2
     rows = []
     for name, counterpart in splits(n).items():
@@ -52,26 +76,28 @@ def check_bisection(ctx: CheckContext) -> None:
                 seconds, bad = exchange_window(group, rt, buffers, peer)
                 best, wrong = min(best, seconds), wrong + bad
         if wrong:
-            ctx.fail(f"{name} split: {wrong} wrong elements received from rank {peer}")
+            ctx.fail(f"{name} split: {wrong} wrong elements received from rank {peer}",
+                     culprit=Culprit.link(mesh.world_rank(peer), mesh.world_rank(me)))
         mine = 2 * buffers.nbytes * WINDOW / best / 1e9 if peer >= 0 else np.nan
         per_rank = np.array(comm.allgather(mine))
         t_max = comm.allreduce(best if peer >= 0 else 0.0, op=MPI.MAX)
         crossing = 2 * pairs * buffers.nbytes * WINDOW
         aggregate = crossing / t_max / 1e9
         wanted = 2 * pairs * expect.busbw_gbps if expect else 0.0
-        if expect and aggregate < ctx.options.min_efficiency * wanted:
-            ctx.fail(f"{name} split: aggregate {aggregate:.1f} GB/s is {aggregate / wanted:.0%} of the expected "
-                     f"{wanted:g} GB/s ({pairs} pairs x 2 directions x {expect.busbw_gbps:g}, {expect.source})")
         slowest = int(np.nanargmin(per_rank))
+        if ctx.judge_timing:
+            judge_split(ctx, name, per_rank, counterpart, aggregate=aggregate, wanted=wanted, pairs=pairs)
         rows.append({"split": name, "pairs": pairs, "bytes_per_rank": buffers.nbytes * WINDOW,
                      "t_max_us": t_max * 1e6, "aggregate_GBps": aggregate,
                      "per_rank_min_GBps": float(np.nanmin(per_rank)),
                      "per_rank_median_GBps": float(np.nanmedian(per_rank)),
                      "slowest_rank": slowest, "expected_GBps": wanted})
+    if not ctx.judge_timing:
+        ctx.skip_judging("oversubscribed machine: timings measure CPU scheduling")
     ctx.save("splits", table(rows), description="one row per cut; per-rank figures count both directions")
-    ctx.attrs.update(expectation_source=expect.source if expect else "none")
+    ctx.attrs.update(expectation_source=expect.source if expect else f"none: {unexpected}")
     halves, random = rows
-    judged = f" vs {halves['expected_GBps']:g} expected" if expect else " (not judged: no expectation)"
+    judged = f" vs {halves['expected_GBps']:g} expected" if expect else f" (aggregate not judged: {unexpected})"
     ctx.headline = (f"{pairs} pairs x {human_bytes(buffers.nbytes)} x {WINDOW}: aggregate {halves['aggregate_GBps']:.2f} "
                     f"GB/s across the halves, {random['aggregate_GBps']:.2f} GB/s across a random cut{judged}; "
                     f"slowest rank {halves['slowest_rank']}")

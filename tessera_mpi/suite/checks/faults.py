@@ -29,22 +29,30 @@ from ...results import read_results, table
 from ...runtime.watchdog import ROLL_CALL_GRACE_S
 from ...fabric.sweep import measure
 from ..context import CheckContext
-from ..registry import register
+from ..registry import SelfTest, register
+from ..verdict import Culprit
 
 DELAY_MS = 30.0
+HANG_S_PER_RANK = 0.05
+"""The hang scenario's watchdog waits this much longer per rank (ranks share cores when oversubscribed)."""
 
 
 @dataclass
 class Outcome:
-    """One scenario as this rank saw it (a row of /checks/faults/scenarios)."""
+    """One scenario as the survivors saw it (a row of /checks/faults/scenarios), the same on every rank."""
 
     scenario: str
     victims: str
     detected: bool
+    """The fault was observed: by every surviving member for a loss, by every rank for corruption."""
+    observers: str
+    """How many of the ranks that had to see it did ("7/7")."""
     detection_ms: float
+    """The slowest observer's time from the fault to its observation."""
     recovery_ms: float
     survivors: int
     verified: bool
+    """The job was verified by communication after the fault (or the file read back from disk)."""
     detail: str
 
 
@@ -52,22 +60,38 @@ def _world() -> dist.Mesh:
     return dist.Mesh(axes=["dp"], devices=range(runtime.current().size))
 
 
+def _observations(found: bool, seconds: float, *, required: bool = True) -> tuple[bool, str, float]:
+    """Gather what every rank observed; return (all required observed, "k/m", slowest ms).
+    Collective over the job's world as it stands."""
+    everyone = runtime.current().control.allgather((bool(required), bool(found), float(seconds)))
+    needed = [(saw, s) for must, saw, s in everyone if must]
+    seen = [s for saw, s in needed if saw]
+    return bool(needed) and len(seen) == len(needed), f"{len(seen)}/{len(needed)}", max(seen, default=0.0) * 1e3
+
+
 def _hang(ctx: CheckContext) -> Outcome:
     mesh = _world()
     victim = mesh.size // 2
-    timeout = ctx.sized(full=5.0, small=2.0, quick=1.0)
+    # Long enough for every other rank to be waiting in the collective when the watchdog fires
+    # (72 oversubscribed ranks need seconds to get there), and the stall outlasts the roll call,
+    # so the stalled rank cannot be mistaken for one that merely answered late.
+    timeout = ctx.sized(full=5.0, small=2.0, quick=1.0) + HANG_S_PER_RANK * mesh.size
     x = dist.tensor((16,), mesh=mesh)
     mesh.comm.Barrier()
     start = time.monotonic()
-    with fault.inject(hang_device=victim, stall_s=timeout + 2.0, timeout=timeout) as injection:
+    with fault.inject(hang_device=victim, stall_s=timeout + ROLL_CALL_GRACE_S + 1.0, timeout=timeout) as injection:
         y = op.all_reduce(x, op="max")
     found = bool(re.search(rf"\branks? {victim} (never reached|did not answer)", injection.diagnosis))
     took = (injection.detected_at or time.monotonic()) - start
-    return Outcome("hang", str(victim), found, took * 1e3, 0.0, mesh.size,
-                   bool(np.array_equal(y.numpy(), x.numpy())), injection.diagnosis.replace("\n", " | "))
+    detected, observers, slowest = _observations(found, took, required=mesh.rank != victim)
+    ok = _observations(bool(np.array_equal(y.numpy(), x.numpy())), 0.0)[0]
+    return Outcome("hang", str(victim), detected, observers, slowest, 0.0, mesh.size, ok,
+                   injection.diagnosis.replace("\n", " | "))
 
 
 def _delay(ctx: CheckContext) -> Outcome:
+    """A slow rank: detected when the sweep names it as the straggler (the rank that waits least
+    inside MPI); how much t_max rose is reported, not judged, since oversubscription hides it."""
     rt = runtime.current()
     victim = rt.size - 1
     size = ctx.sized(full=1 << 20, small=1 << 12, quick=1 << 10)
@@ -76,7 +100,7 @@ def _delay(ctx: CheckContext) -> Outcome:
         slow = measure("all_reduce", rt.world, rt, size_bytes=size, budget_s=0.05)
     ratio = slow.timing.t_max / base.timing.t_max
     named = slow.waits_least
-    return Outcome("delay", str(victim), named == victim and ratio > 1.5, slow.timing.t_max * 1e3, 0.0, rt.size,
+    return Outcome("delay", str(victim), named == victim, f"{int(named == victim)}/1", 0.0, 0.0, rt.size,
                    slow.wrong == 0, f"t_max {base.timing.t_max * 1e6:.0f} us -> {slow.timing.t_max * 1e6:.0f} us "
                    f"({ratio:.1f}x) with {DELAY_MS:g} ms on rank {victim}; the rank that waits least inside MPI "
                    f"(the straggler) is {named}, wait spread {slow.wait_spread:.2f}")
@@ -87,20 +111,25 @@ def _corruption(ctx: CheckContext) -> list[Outcome]:
     victim = mesh.size - 1
     x = dist.tensor((4096,), mesh=mesh)
     named: tuple[int, ...] = ()
+    start = time.monotonic()
     try:
         with fault.inject(corrupt_device=victim, bits=1, seed=1):
             op.all_reduce(x, op="sum", deterministic=True, verify=True)
     except CorruptionError as exc:
         named = exc.ranks
+    detected, observers, slowest = _observations(named == (victim,), time.monotonic() - start)
+    after = op.all_reduce(x, op="sum", deterministic=True, verify=True)
+    clean = _observations(bool(np.isfinite(after.numpy()).all()), 0.0)[0]
     rt = runtime.current()
     with fault.inject(corrupt_device=victim, bits=1, seed=2):
         m = measure("all_reduce", rt.world, rt, size_bytes=1 << 14, budget_s=0.01)
     wrong = [r for r, w in enumerate(m.wrong_by_rank) if w]
     return [
-        Outcome("corruption-verify", str(victim), named == (victim,), 0.0, 0.0, mesh.size, True,
-                f"op.all_reduce(verify=True) named ranks {list(named)}"),
-        Outcome("corruption-sweep", str(victim), wrong == [victim], 0.0, 0.0, rt.size, True,
-                f"the sweep's verification found wrong elements on ranks {wrong}"),
+        Outcome("corruption-verify", str(victim), detected, observers, slowest, 0.0, mesh.size, clean,
+                f"op.all_reduce(verify=True) raised CorruptionError naming ranks {list(named)} on this rank; "
+                f"{observers} ranks named rank {victim}; the next verified all-reduce passed"),
+        Outcome("corruption-sweep", str(victim), wrong == [victim], f"{int(wrong == [victim])}/1", 0.0, 0.0,
+                rt.size, True, f"the sweep's verification found wrong elements on ranks {wrong}"),
     ]
 
 
@@ -108,27 +137,43 @@ Work = Callable[[], Any]
 Verify = Callable[[dist.Mesh], tuple[bool, str]]
 
 
+def _lost(exc: BaseException | None, victims: tuple[int, ...]) -> bool:
+    """Whether `exc` (or what it was raised from) is a DeviceLostError naming every victim."""
+    while exc is not None:
+        if isinstance(exc, fault.DeviceLostError):
+            return set(victims) <= set(exc.failed)
+        exc = exc.__cause__
+    return False
+
+
 def _drop(name: str, victims: tuple[int, ...], build: Callable[[], tuple[dist.Mesh, Work, Verify]],
           *, after: int = 0) -> Outcome:
-    """Lose `victims` during the work on the mesh that `build` makes, then run its verification."""
+    """Lose `victims` during the work on the mesh that `build` makes, then run its verification.
+
+    Detected only where observed: a surviving member's work must have raised DeviceLostError
+    naming the victims; recovered only when the rebuilt mesh is verified by communication."""
     mesh, work, verify = build()
     before = runtime.current().size
+    member = mesh.is_member
     runtime.current().world.Barrier()
     start = time.monotonic()
+    caught: BaseException | None = None
     caught_at = None
-    with fault.inject(drop_device=victims, after=after) as injection:
+    with fault.inject(drop_device=victims, after=after):
         try:
             work()
-        except RuntimeError:
-            caught_at = time.monotonic()
+        except RuntimeError as exc:
+            caught, caught_at = exc, time.monotonic()
     done = time.monotonic()
+    observed = _lost(caught, victims)
+    detected, observers, slowest = _observations(observed, (caught_at or done) - start, required=member)
     ok, detail = verify(mesh)
     survivors = runtime.current().size
-    detection = (caught_at or done) - start
-    return Outcome(name, ",".join(map(str, victims)), injection.failed == victims, detection * 1e3,
-                   (done - (caught_at or start)) * 1e3, survivors, ok and survivors == before - len(victims),
-                   f"{detail}; {'raised here' if caught_at else 'no collective failed on this rank'}; "
-                   f"mesh: {mesh.note}")
+    verified = _observations(ok, 0.0)[0] and survivors == before - len(victims)
+    return Outcome(name, ",".join(map(str, victims)), detected, observers, slowest,
+                   (done - (caught_at or start)) * 1e3, survivors, verified,
+                   f"{detail}; {observers} surviving members observed DeviceLostError naming the victims; "
+                   f"here: {'raised ' + type(caught).__name__ if caught else 'no collective failed'}; mesh: {mesh.note}")
 
 
 def _ones(mesh: dist.Mesh, expected: int, axis: str | None = None) -> tuple[bool, str]:
@@ -139,9 +184,14 @@ def _ones(mesh: dist.Mesh, expected: int, axis: str | None = None) -> tuple[bool
     return total == expected, f"all-reduce of ones over {mesh} gave {total:g}, expected {expected}"
 
 
+def _guide_victim(n: int) -> int:
+    """The guide's section 3.5 drops rank 5; smaller jobs lose their last rank instead."""
+    return 5 if n > 5 else n - 1
+
+
 def _guide_example() -> Outcome:
     n = runtime.current().size
-    victim = 5 if n > 5 else n - 1
+    victim = _guide_victim(n)
 
     def build() -> tuple[dist.Mesh, Work, Verify]:
         mesh = dist.Mesh(axes=["dp"], devices=range(n))
@@ -178,13 +228,21 @@ def _one_axis(name: str, victims: tuple[int, ...]) -> Outcome:
 
 
 def _rank0(ctx: CheckContext) -> Outcome:
+    """Lose rank 0, which writes the results file: the new rank 0 must have rewritten it (its
+    generation is recorded in the file) with every earlier check and its status."""
     outcome = _one_axis("drop-rank-0", (0,))
     rt = runtime.current()
     found = (False, "")
     if rt.rank == 0:
         try:
-            checks = list(read_results(ctx.results_path).checks)
-            found = (True, f"the results file, now written by the new rank 0, holds {checks}")
+            run = read_results(ctx.results_path)
+            held = tuple((name, c.status) for name, c in run.checks.items())
+            generation = run.attrs.get("written_in_generation")
+            missing = [e for e in ctx.earlier if e not in held]
+            ok = generation == rt.generation and not missing
+            found = (ok, f"the results file read back from disk was written in generation {generation} "
+                         f"(now {rt.generation}) and holds {list(held)}"
+                         + (f"; it lacks {missing}" if missing else ""))
         except OSError as exc:
             found = (False, f"the results file cannot be read after losing rank 0: {exc}")
     ok, text = rt.control.bcast(found, root=0)
@@ -247,7 +305,9 @@ DROPS: tuple[tuple[int, Callable[[CheckContext], Outcome]], ...] = (
 """Each loss scenario, after the ranks the job needs before it (so that two or more survive)."""
 
 
-@register("faults", help="injected hang, delay, corruption and device losses: detected, named, recovered")
+@register("faults", help="injected hang, delay, corruption and device losses: detected, named, recovered",
+          selftests=(SelfTest("a drop that never happens", lambda n, o: {"plant": "fault.drops_never_strike"},
+                              lambda n: Culprit.rank(_guide_victim(n)), exact=False),))
 def check_faults(ctx: CheckContext) -> None:
     if ctx.load is not None:
         ctx.skip("fault injection does not run under --under-load: the load's stream would lose the failed ranks")
@@ -263,14 +323,17 @@ def check_faults(ctx: CheckContext) -> None:
         else:
             skipped.append(needed)
     for o in outcomes:
+        victims = [Culprit.rank(int(v)) for v in o.victims.split(",")]
         if not o.detected:
-            ctx.fail(f"{o.scenario}: the fault on rank(s) {o.victims} was not detected or named: {o.detail}")
+            ctx.fail(f"{o.scenario}: the fault on rank(s) {o.victims} was not detected or named ({o.observers} "
+                     f"observed it): {o.detail}", culprit=victims)
         elif not o.verified:
-            ctx.fail(f"{o.scenario}: after the fault, verification failed: {o.detail}")
+            # Recovery is the framework's work: no part of the rack is to blame for it failing.
+            ctx.fail(f"{o.scenario}: after the fault, verification failed: {o.detail}", culprit=Culprit.whole())
     rt = runtime.current()
     ctx.save("scenarios", table([asdict(o) for o in outcomes]),
-             description="one row per scenario, as the rank that saved them saw it; ranks are numbered as "
-                         "in the job's world when the scenario started")
+             description="one row per scenario, agreed by the ranks: who observed the fault and how late, "
+                         "recovery, verification; ranks are numbered as in the job's world when it started")
     ctx.attrs.update(mode=rt.ft.mode, mode_reason=rt.ft.reason, start_ranks=start_size, end_ranks=rt.size,
                      roll_call_grace_s=ROLL_CALL_GRACE_S)
     drops = [o for o in outcomes if o.scenario.startswith("drop")]

@@ -8,11 +8,13 @@ from itertools import combinations
 
 import numpy as np
 
+from ...comm import hooks
 from ...util.text import plural, shape_str
 from ...dist.mesh import Mesh
 from ...results import table
 from ..context import CheckContext
-from ..registry import register
+from ..registry import SelfTest, register
+from ..verdict import Culprit
 
 
 def axis_groups(mesh: Mesh) -> list[tuple[str, ...]]:
@@ -24,6 +26,8 @@ def _check_cartesian(ctx: CheckContext) -> None:
     mesh = ctx.mesh
     cart = mesh.comm
     dims, _, coords = cart.Get_topo()
+    if hooks.planted("mesh.coordinate"):
+        coords[0] = (coords[0] + 1) % dims[0]
     if tuple(dims) != mesh.shape:
         ctx.fail(f"MPI's Cartesian dims are {tuple(dims)}, the mesh shape is {mesh.shape}")
     if tuple(coords) != mesh.coords:
@@ -80,7 +84,9 @@ def _check_placement(ctx: CheckContext) -> tuple[list[dict], int]:
     return rows, shared
 
 
-@register("mesh", help="mesh layout, axis groups, coordinate round-trip, all-reduce per group, placement")
+@register("mesh", help="mesh layout, axis groups, coordinate round-trip, all-reduce per group, placement",
+          selftests=(SelfTest("a rank with a wrong coordinate", lambda n, o: {"plant": "mesh.coordinate", "ranks": [n - 1]},
+                              lambda n: Culprit.rank(n - 1)),))
 def check_mesh(ctx: CheckContext) -> None:
     _check_cartesian(ctx)
     groups = _check_groups(ctx)

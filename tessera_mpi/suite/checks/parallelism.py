@@ -8,15 +8,16 @@ import numpy as np
 from mpi4py import MPI
 
 from ...util.text import plural
-from ...parallel import Grid, Plan, PlanError, PlantedFault, Validation, validate
+from ...parallel import Grid, Plan, PlanError, Validation, validate
 from ...parallel.phases import PHASES
 from ...parallel.pipeline import in_flight, one_f_one_b
 from ...parallel.plan import AXES
-from ...parallel.verify import QUANTITIES, TOLERANCES
+from ...parallel.verify import OWN_QUANTITIES, QUANTITIES, TOLERANCES
 from ...results import table
 from ...fabric.timing import summarize
 from ..context import CheckContext
-from ..registry import register
+from ..registry import SelfTest, register
+from ..verdict import Culprit
 
 SEED = 20261201
 LR = 0.1
@@ -79,8 +80,24 @@ def _traffic_rows(ctx: CheckContext, v: Validation) -> list[dict]:
             for i, a in enumerate(AXES)]
 
 
-def run_parallelism(ctx: CheckContext, *, fault: PlantedFault | None = None) -> None:
-    """The check's body; `fault` plants a wrong shard or a dropped micro-batch (for tests)."""
+def _culprits(ctx: CheckContext, v: Validation) -> list[Culprit]:
+    """Return the ranks where the job first went wrong in their own work (collective): at the
+    earliest failing step, those whose shard output is wrong, else those whose own gradient is;
+    global when neither tells (every later error follows from the first)."""
+    everyone = ctx.mesh.comm.allgather((v.first_step, v.first_bad))
+    failing = [step for step, _ in everyone if step >= 0]
+    if not failing:
+        return []
+    first = min(failing)
+    for quantity in OWN_QUANTITIES:
+        ranks = [r for r, (step, bad) in enumerate(everyone) if step == first and quantity in bad]
+        if ranks:
+            return [Culprit.rank(ctx.mesh.world_rank(r)) for r in ranks]
+    return [Culprit.whole()]
+
+
+def run_parallelism(ctx: CheckContext) -> None:
+    """The check's body."""
     mesh = ctx.mesh
     try:
         grid = Grid.of(mesh)
@@ -88,9 +105,10 @@ def run_parallelism(ctx: CheckContext, *, fault: PlantedFault | None = None) -> 
         ctx.skip(str(exc))
     plan = plan_for(ctx, grid)
     steps = ctx.sized(full=5, small=3, quick=2)
-    v = validate(mesh, plan, steps=steps, seed=SEED, lr=LR, fault=fault)
+    v = validate(mesh, plan, steps=steps, seed=SEED, lr=LR)
+    culprits = _culprits(ctx, v)
     for failure in v.failures:
-        ctx.fail(failure)
+        ctx.fail(failure, culprit=culprits)
     identical = np.empty(steps, dtype=np.int8)
     mesh.comm.Allreduce(v.replicas_identical.astype(np.int8), identical, op=MPI.MIN)
     errors = _error_rows(ctx, v)
@@ -127,6 +145,10 @@ def run_parallelism(ctx: CheckContext, *, fault: PlantedFault | None = None) -> 
                     f"{worst['tolerance']:.0e}); dp replicas {'bitwise identical' if identical.all() else 'DIFFER'}")
 
 
-@register("parallelism", help="tp/pp/dp training steps of an MLP stack against a single-process reference")
+@register("parallelism", help="tp/pp/dp training steps of an MLP stack against a single-process reference",
+          selftests=(SelfTest("a wrong shard", lambda n, o: {"plant": "parallel.wrong_shard", "ranks": [n - 1]},
+                              lambda n: Culprit.rank(n - 1)),
+                     SelfTest("a dropped micro-batch",
+                              lambda n, o: {"plant": "parallel.drop_micro_batch", "ranks": [n - 1]}, lambda n: Culprit.rank(n - 1))))
 def check_parallelism(ctx: CheckContext) -> None:
     run_parallelism(ctx)
