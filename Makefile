@@ -8,6 +8,10 @@ EXTRAS ?= test,local-mpi
 NP ?= 72
 MPIRUN ?= $(BIN)/mpirun
 MPIRUN_FLAGS ?= --oversubscribe
+# The packaged Open MPI (the default MPIRUN) has ULFM, so `make suite` kills real processes in
+# the faults check; with another MPI it runs the simulated mode (and says so), unless
+# SUITE_FT=--with-ft ulfm (or your MPI's equivalent) is given.
+SUITE_FT ?= $(if $(filter $(BIN)/mpirun,$(MPIRUN)),--with-ft ulfm,)
 SUITE_ARGS ?=
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -29,7 +33,7 @@ $(STAMP): setup.py
 install: $(STAMP)
 
 suite: $(STAMP)
-	$(MPIRUN) $(MPIRUN_FLAGS) -n $(NP) $(BIN)/python -m tessera_mpi.suite $(SUITE_ARGS)
+	$(MPIRUN) $(MPIRUN_FLAGS) $(SUITE_FT) -n $(NP) $(BIN)/python -m tessera_mpi.suite $(SUITE_ARGS)
 
 # Plots of the newest results file (or RESULTS=path/to/file.h5) into results/plots/.
 RESULTS ?= $(shell ls -t results/*.h5 2>/dev/null | head -1)

@@ -2,6 +2,8 @@
 
 from .context import CheckContext
 from .checks import registered
-from .registry import Check, register
+from .cli import run, selftest
+from .registry import Check, SelfTest, register
+from .selftest import SelfTestRow
 
-__all__ = ["Check", "CheckContext", "register", "registered"]
+__all__ = ["Check", "CheckContext", "SelfTest", "SelfTestRow", "register", "registered", "run", "selftest"]

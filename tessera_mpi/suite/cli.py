@@ -25,6 +25,7 @@ from .checks import registered
 from .reports import Reports
 from .repetition import combine
 from .runner import Session, run_checks
+from .selftest import SelfTestRow
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_RESULTS_DIR = Path("results")
@@ -109,6 +110,24 @@ def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: Resul
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the suite on every rank and return the exit code (0 passed, 1 failed, 2 usage)."""
+    return _run(argv)[0]
+
+
+def selftest(argv: Sequence[str] = ()) -> list[SelfTestRow]:
+    """Run the suite's self-test with these flags (e.g. ["--tests", "bandwidth,links", "--quick"])
+    and return its rows, the same on every rank: each planted defect, whether the check caught
+    it and whom it blamed. Collective over the job's world, like `run`.
+
+    Raises UsageError for bad flags (after printing them once, as the command line does).
+    """
+    code, session = _run(["--self-test", *argv])
+    if session is None:
+        raise UsageError(f"the self-test could not start (exit code {code}); see the message above")
+    return list(session.selftest)
+
+
+def _run(argv: Sequence[str] | None) -> tuple[int, Session | None]:
+    """Run the suite; return (the exit code, the session, or None when it never started)."""
     checks = registered()
     try:
         options = parse_options(argv, {name: c.help for name, c in checks.items()})
@@ -116,12 +135,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         if MPI.COMM_WORLD.rank == 0:
             build_parser({}).print_usage(sys.stderr)
         _say(f"python -m tessera_mpi.suite: error: {exc}")
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     if options.list_checks:
         if MPI.COMM_WORLD.rank == 0:
             for name, check in checks.items():
                 print(f"{name:<14}{check.help}")
-        return EXIT_PASSED
+        return EXIT_PASSED, None
     selected = [checks[name] for name in (options.tests or tuple(checks))]
     start = MPI.Wtime()
     reports = Reports(options, started=start)
@@ -135,7 +154,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             path = _results_path(rt, writer)
     except (ConfigError, DivergenceError) as exc:
         _say(f"python -m tessera_mpi.suite: configuration error: {exc}")
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     if writer is not None:
         console.header(_header(rt, mesh, [c.name for c in selected], writer, options, load))
         reports.write(writer, complete=False)
@@ -150,7 +169,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         ok = bool(session.selftest) and all(row.ok for row in session.selftest)
     with runtime.Watchdog(options.timeout_s, "the end of the suite (baseline comparison and reports)"):
         regressions = _finish(session, history, elapsed_s=MPI.Wtime() - start, ok=ok)
-    return EXIT_PASSED if ok and not regressions else EXIT_FAILED
+    return (EXIT_PASSED if ok and not regressions else EXIT_FAILED), session
 
 
 def _finish(session: Session, history: list, *, elapsed_s: float, ok: bool) -> int:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .verdict import Culprit
 
 if TYPE_CHECKING:
+    from ..runtime import Runtime
     from .context import CheckContext
     from .options import SuiteOptions
 
@@ -18,17 +19,24 @@ if TYPE_CHECKING:
 class SelfTest:
     """One defect a check must catch: what `fault.inject` plants, and the culprit it must name.
 
-    `plan(size, options)` returns fault.inject's arguments for a job of `size` ranks;
-    `culprit(size)` the part the check must blame. With `exact`, it must blame nothing else
-    (a global shortfall aside); otherwise it may name more (a check that lists every victim).
+    `plan(runtime, options, clean)` returns fault.inject's arguments for the job as it stands,
+    sized from the clean run's attributes where a defect must stand out of this machine's noise
+    (`clean` is None for a check whose planted runs come first); `culprit(size)` the part the
+    check must blame in a job of `size` ranks. With `exact`, it must blame nothing else (a
+    global shortfall aside); otherwise it may name more (a check that lists every victim).
     `needs_duration`: the check skips without --duration, so the self-test gives it one.
+    `scope(options, size)`: the options of the planted run only, where a defect strikes every
+    call and the full scope would take long (the links check's peers). `planted_first`: the
+    planted runs come before the clean one (the faults check's clean run loses ranks).
     """
 
     defect: str
-    plan: Callable[[int, SuiteOptions], dict[str, Any]]
+    plan: Callable[[Runtime, SuiteOptions, dict[str, Any] | None], dict[str, Any]]
     culprit: Callable[[int], Culprit]
     exact: bool = True
     needs_duration: bool = False
+    scope: Callable[[SuiteOptions, int], SuiteOptions] | None = None
+    planted_first: bool = False
 
 
 @dataclass(frozen=True)

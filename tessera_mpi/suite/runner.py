@@ -91,10 +91,12 @@ def _verdicts(status: str, everyone: list[_Outcome]) -> dict[str, Any]:
 
 
 def _headline(status: str, figures: str, message: str, everyone: list[_Outcome]) -> str:
-    """A failing check's headline says what failed first (the lowest failing rank's first
-    finding); a passing one gives its figures."""
+    """A failing check's headline says what failed first: the first finding of the lowest rank
+    that blames itself (where the fault is), else of the lowest failing rank; a passing one
+    gives its figures. `everyone` is in world-rank order."""
     if status == "failed":
-        return next((o.first for o in everyone if o.first), message)
+        own = (o.first for r, o in enumerate(everyone) if o.first and Culprit.rank(r) in o.culprits)
+        return next(own, None) or next((o.first for o in everyone if o.first), message)
     if status == "error":
         return "error: " + (message.splitlines()[0] if message else "the check raised")
     return figures or status
@@ -202,12 +204,39 @@ class Session:
                          f"on a {shape_str(self.mesh.shape)} mesh")
 
 
+def self_tested(check: Check, run: Any, session: Session) -> tuple[CheckRecord, list]:
+    """Run a check clean and with each planted defect (collective), in the order its self-test
+    asks for; print each run as it ends. Return (the clean record, the planted runs)."""
+    spec = check.selftests[0] if check.selftests else None
+    options = selftest.options_for(spec, session.options, oversubscribed=runtime.current().oversubscribed)
+    first = spec is not None and spec.planted_first
+    planted = _planted(check, run, session, None) if first else []
+    clean = run(options)
+    if session.writer is not None:
+        console.check_line(clean)
+    if not first:
+        planted = _planted(check, run, session, clean)
+    return clean, planted
+
+
+def _planted(check: Check, run: Any, session: Session, clean: CheckRecord | None) -> list:
+    generation = runtime.current().generation
+    planted = selftest.planted_runs(check, run, session.options, clean)
+    if session.writer is not None:
+        for spec, _, _, record in planted:
+            console.check_line(record, planted=spec.defect)
+    if runtime.current().generation != generation:
+        session.refresh_mesh()
+    return planted
+
+
 def run_checks(checks: Sequence[Check], session: Session) -> list[list[CheckRecord]]:
     """Run `checks` in order, the whole selection `options.repeat` times, on every rank.
 
     Rank 0 prints every repetition of every check and rewrites the results file after each,
     with each check's repetitions so far combined into one record. Returns, per check, its
-    record of every repetition.
+    record of every repetition. Under --self-test each check also runs with its planted
+    defects (see selftest.py), and the session keeps the rows.
     """
     options = session.options
     history: list[list[CheckRecord]] = [[] for _ in checks]
@@ -223,29 +252,21 @@ def run_checks(checks: Sequence[Check], session: Session) -> list[list[CheckReco
                 return run_check(check, mesh=session.mesh, options=given, results_path=session.results_path,
                                  load=session.load, earlier=earlier)
 
-            planted = []
             if options.self_test:
-                # Planted runs first: the faults check's clean run loses ranks, its planted one does not.
-                planted = selftest.planted_runs(check, run, options)
-                if session.writer is not None:
-                    for spec, _, _, record in planted:
-                        console.check_line(record, planted=spec.defect)
-                if runtime.current().generation != generation:
-                    session.refresh_mesh()
-                    generation = runtime.current().generation
-            spec = check.selftests[0] if check.selftests else None
-            record = run(selftest.options_for(spec, options, oversubscribed=runtime.current().oversubscribed)
-                         if options.self_test else options)
-            records.append(record)
-            if options.self_test:
+                record, planted = self_tested(check, run, session)
                 session.selftest.extend(selftest.rows(check, planted, record))
+            else:
+                record = run(options)
+            records.append(record)
             if session.writer is not None:
                 if options.self_test:
-                    session.writer.tables["selftest"] = Dataset(table([dataclasses.asdict(r) for r in session.selftest]), {
+                    rows = table([dataclasses.asdict(r) for r in session.selftest])
+                    session.writer.tables["selftest"] = Dataset(rows, {
                         "description": "one row per planted defect: the planted run's status and culprits, the "
                                        "clean run's status, and whether the check caught the defect"})
+                else:
+                    console.check_line(record)
                 session.writer.add(combine(records))
-                console.check_line(record)
                 if session.reports is not None:
                     session.reports.write(session.writer, complete=False)
             last = repetition == options.repeat and index == len(checks) - 1

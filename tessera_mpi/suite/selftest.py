@@ -79,17 +79,19 @@ def judge(spec: SelfTest, size: int, planted: CheckRecord, clean: CheckRecord) -
     return "caught"
 
 
-def planted_runs(check: Check, run: Any, options: SuiteOptions) -> list[tuple[SelfTest, int, dict, CheckRecord]]:
+def planted_runs(check: Check, run: Any, options: SuiteOptions, clean: CheckRecord | None
+                 ) -> list[tuple[SelfTest, int, dict, CheckRecord]]:
     """Run `check` once per planted defect, inside its fault.inject block; `run(options)` runs
-    the check on every rank and returns its record. Collective over the job's world."""
+    the check on every rank and returns its record, `clean` is the clean run's when it came
+    first. Collective over the job's world."""
     done = []
     for spec in check.selftests:
         rt = runtime.current()
         size = rt.size
         given = options_for(spec, options, oversubscribed=rt.oversubscribed)
-        plan = spec.plan(size, given)
+        plan = spec.plan(rt, given, None if clean is None else dict(clean.attrs))
         with fault.inject(**plan):
-            record = run(given)
+            record = run(spec.scope(given, size) if spec.scope is not None else given)
         done.append((spec, size, plan, record))
     return done
 

@@ -60,10 +60,9 @@ class Culprit:
     def parse(cls, text: str) -> Culprit:
         """Read back what `str` wrote (results files store culprits as text)."""
         words = text.replace("->", " ").replace("-", " ").split()
-        kind, numbers = words[0], tuple(int(w) for w in words[1:])
-        if kind not in ("rank", "link", "pair", "global"):
+        if not words or words[0] not in ("rank", "link", "pair", "global") or not all(w.isdigit() for w in words[1:]):
             raise ValueError(f"{text!r} is not a culprit (rank N, link A -> B, pair A-B, global)")
-        return cls(kind, numbers)  # type: ignore[arg-type]
+        return cls(words[0], tuple(int(w) for w in words[1:]))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,21 @@ def mpirun(n: int, *args: str, timeout: float, env: dict[str, str] | None = None
         out, err = proc.communicate()
         pytest.fail(f"mpirun -n {n} {' '.join(args)} hung for {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def sample_lines(doc: Path) -> list[str]:
+    """The sample output lines of a document: each ```-block after a `<!-- sample -->` marker."""
+    blocks = re.findall(r"<!-- sample -->\s*```\n(.*?)```", doc.read_text(), flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def masked(line: str) -> str:
+    """A line with its measured figures masked: numbers (and so the widths of their columns)
+    vary from run to run, the rest must not."""
+    return re.sub(r"\s+", " ", re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", line.strip()))
+
+
+def unproduced_samples(doc: Path, stdout: str) -> list[str]:
+    """Return the sample lines of `doc` that no line of `stdout` matches (figures aside)."""
+    printed = {masked(line) for line in stdout.splitlines()}
+    return [line for line in sample_lines(doc) if masked(line) not in printed]

@@ -45,11 +45,15 @@ def test_planted_faults_fail_the_check_and_name_the_rank(tmp_path, kind, victim,
     assert done.returncode == 1, done.stdout + done.stderr
     assert "par-planted   FAILED" in done.stdout
     culprit = "step 0: shard (rel err" if kind == "wrong_shard" else "step 0: gradient (rel err"
-    lines = [line for line in done.stdout.splitlines() if culprit in line]
+    # The message lines name the rank; the check's own line (its headline) says what failed first.
+    lines = [line for line in done.stdout.splitlines() if culprit in line and not line.lstrip().startswith("par-")]
     assert lines and all(named in line for line in lines), done.stdout
     check = read_results(out).checks["par-planted"]
     assert check.status == "failed" and victim in list(check.attrs["failing_ranks"])
-    assert "off the float64 reference" in check.headline
+    # A failing headline says what failed first; the figures stay beside it.
+    assert check.headline.startswith("sanity: step 0: ") and check.attrs["sanity"] == "failed"
+    assert check.attrs["culprits"] == [f"rank {victim}"]
+    assert "off the float64 reference" in check.attrs["figures"]
 
 
 def test_other_meshes(tmp_path):

@@ -13,7 +13,7 @@ from ..context import CheckContext
 from ...util.text import human_bytes
 from ..registry import SelfTest, register
 from ..verdict import Culprit, Reference
-from .links import PLANTED_DELAY_MS, WINDOW, pair_buffers
+from .links import WINDOW, pair_buffers, planted_delay_ms
 
 REPEATS = 3
 SEED = 20261201
@@ -38,7 +38,8 @@ def judge_split(ctx: CheckContext, name: str, per_rank: np.ndarray, counterpart:
     """Judge one cut: its slowest pair against --slow-link-fraction x the cut's median pair (a
     slow pair is named), and, with an expectation, the aggregate against --min-efficiency of it
     (a shortfall of the whole cut is global)."""
-    (fraction, source), world = ctx.relative("--slow-link-fraction", ctx.options.slow_link_fraction), ctx.mesh.world_rank
+    fraction, source = ctx.relative("--slow-link-fraction", ctx.options.slow_link_fraction)
+    world = ctx.mesh.world_rank
     median = float(np.nanmedian(per_rank))
     slowest = int(np.nanargmin(per_rank))
     reference = Reference(f"{name} split slowest pair", "GB/s", f"{source} x this cut's median pair {median:.4g} GB/s",
@@ -55,7 +56,8 @@ def judge_split(ctx: CheckContext, name: str, per_rank: np.ndarray, counterpart:
 
 
 @register("bisection", help="all ranks exchange across a cut at once (halves, random split); aggregate GB/s",
-          selftests=(SelfTest("a slow pair", lambda n, o: {"delay_ms": PLANTED_DELAY_MS, "ranks": [0]},
+          selftests=(SelfTest("a slow pair",
+                              lambda rt, o, clean: {"delay_ms": planted_delay_ms(clean, "exchange_ms"), "ranks": [0]},
                               lambda n: Culprit.pair(0, n // 2)),))
 def check_bisection(ctx: CheckContext) -> None:
     mesh, rt = ctx.mesh, ctx.runtime
@@ -95,7 +97,9 @@ def check_bisection(ctx: CheckContext) -> None:
     if not ctx.judge_timing:
         ctx.skip_judging("oversubscribed machine: timings measure CPU scheduling")
     ctx.save("splits", table(rows), description="one row per cut; per-rank figures count both directions")
-    ctx.attrs.update(expectation_source=expect.source if expect else f"none: {unexpected}")
+    # The typical exchange, both directions of one rank's window: what a planted delay must exceed.
+    exchange_ms = 2 * buffers.nbytes * WINDOW / (rows[0]["per_rank_median_GBps"] * 1e9) * 1e3
+    ctx.attrs.update(expectation_source=expect.source if expect else f"none: {unexpected}", exchange_ms=exchange_ms)
     halves, random = rows
     judged = f" vs {halves['expected_GBps']:g} expected" if expect else f" (aggregate not judged: {unexpected})"
     ctx.headline = (f"{pairs} pairs x {human_bytes(buffers.nbytes)} x {WINDOW}: aggregate {halves['aggregate_GBps']:.2f} "

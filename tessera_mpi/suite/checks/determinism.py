@@ -157,7 +157,8 @@ def _random_checks(ctx: CheckContext, world: Mesh, dtype: Any, count: int) -> tu
 
 
 @register("determinism", help="the guide's 3.3 example, bitwise reproducible sums, exact reference, native drift",
-          selftests=(SelfTest("one ulp off on one rank", lambda n, o: {"corrupt_device": n - 1, "ulps": 1}, lambda n: Culprit.rank(n - 1)),))
+          selftests=(SelfTest("one ulp off on one rank", lambda rt, o, clean: {"corrupt_device": rt.size - 1, "ulps": 1},
+                              lambda n: Culprit.rank(n - 1)),))
 def check_determinism(ctx: CheckContext) -> None:
     world = dist.Mesh(axes=["dp"], devices=range(ctx.mesh.size))
     _guide_example(ctx, world)

@@ -173,7 +173,8 @@ def _drop(name: str, victims: tuple[int, ...], build: Callable[[], tuple[dist.Me
     return Outcome(name, ",".join(map(str, victims)), detected, observers, slowest,
                    (done - (caught_at or start)) * 1e3, survivors, verified,
                    f"{detail}; {observers} surviving members observed DeviceLostError naming the victims; "
-                   f"here: {'raised ' + type(caught).__name__ if caught else 'no collective failed'}; mesh: {mesh.note}")
+                   f"here: {'raised ' + type(caught).__name__ if caught else 'no collective failed'}; "
+                   f"mesh: {mesh.note}")
 
 
 def _ones(mesh: dist.Mesh, expected: int, axis: str | None = None) -> tuple[bool, str]:
@@ -306,8 +307,8 @@ DROPS: tuple[tuple[int, Callable[[CheckContext], Outcome]], ...] = (
 
 
 @register("faults", help="injected hang, delay, corruption and device losses: detected, named, recovered",
-          selftests=(SelfTest("a drop that never happens", lambda n, o: {"plant": "fault.drops_never_strike"},
-                              lambda n: Culprit.rank(_guide_victim(n)), exact=False),))
+          selftests=(SelfTest("a drop that never happens", lambda rt, o, clean: {"plant": "fault.drops_never_strike"},
+                              lambda n: Culprit.rank(_guide_victim(n)), exact=False, planted_first=True),))
 def check_faults(ctx: CheckContext) -> None:
     if ctx.load is not None:
         ctx.skip("fault injection does not run under --under-load: the load's stream would lose the failed ranks")

@@ -4,6 +4,7 @@ rounds; slow links named by rank, host and device."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
@@ -16,7 +17,21 @@ from ..registry import SelfTest, register
 from ..verdict import Culprit, Reference
 
 PLANTED_DELAY_MS = 20.0
-"""The self-test's slow rank starts every window this late: far beyond scheduling noise."""
+PLANTED_STRETCH = 10.0
+"""The self-test's slow rank starts every call PLANTED_STRETCH x the clean run's typical call late
+(at least PLANTED_DELAY_MS): far beyond the noise, wherever a window already takes 15 ms of CPU
+scheduling (72 oversubscribed ranks) or 0.2 ms (a rack)."""
+
+
+def planted_delay_ms(clean: dict | None, key: str) -> float:
+    """The delay to plant, from the clean run's typical call time in ms (`clean[key]`)."""
+    typical = float(clean.get(key, 0.0)) if clean else 0.0
+    return max(PLANTED_DELAY_MS, PLANTED_STRETCH * typical)
+
+
+PLANTED_PEERS = 8
+"""The planted run tests this many peers per rank: every window of the slow rank is late, and a
+few rounds name it as surely as all of them."""
 WINDOW = 4
 """Messages in flight per measurement (osu_bw uses 64 of small ones; we use few large ones)."""
 REPEATS = 2
@@ -95,8 +110,11 @@ def judge_links(ctx: CheckContext, matrix: np.ndarray, median: float, slow: list
 
 
 @register("links", help="point-to-point GB/s of every rank pair, one way and both ways; slow links named",
-          selftests=(SelfTest("one slow rank", lambda n, o: {"delay_ms": PLANTED_DELAY_MS, "ranks": [n - 1]},
-                              lambda n: Culprit.rank(n - 1)),))
+          selftests=(SelfTest("one slow rank",
+                              lambda rt, o, clean: {"delay_ms": planted_delay_ms(clean, "window_ms"),
+                                                    "ranks": [rt.size - 1]},
+                              lambda n: Culprit.rank(n - 1),
+                              scope=lambda o, n: replace(o, link_peers=min(o.link_peers or n - 1, PLANTED_PEERS))),))
 def check_links(ctx: CheckContext) -> None:
     mesh = ctx.mesh
     comm = mesh.comm
@@ -142,6 +160,7 @@ def check_links(ctx: CheckContext) -> None:
                                  or [{"src": -1, "dst": -1, "GBps": 0.0}]),
              description="links below the slow fraction of the median (a single -1 row when none)")
     ctx.attrs.update(median_GBps=median, slow_fraction=fraction, message_bytes=buffers.nbytes,
+                     window_ms=buffers.nbytes * WINDOW / (median * 1e9) * 1e3 if median > 0 else 0.0,
                      window=WINDOW, rounds=len(schedule), judged=judged, peers=peers)
     blame = f"; {mesh.describe(culprit[0])} is an end of {culprit[1]} of them" if culprit else ""
     note = "" if judged else " (not judged: oversubscribed machine, timings reflect CPU scheduling)"

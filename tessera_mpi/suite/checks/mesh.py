@@ -85,7 +85,8 @@ def _check_placement(ctx: CheckContext) -> tuple[list[dict], int]:
 
 
 @register("mesh", help="mesh layout, axis groups, coordinate round-trip, all-reduce per group, placement",
-          selftests=(SelfTest("a rank with a wrong coordinate", lambda n, o: {"plant": "mesh.coordinate", "ranks": [n - 1]},
+          selftests=(SelfTest("a rank with a wrong coordinate",
+                              lambda rt, o, clean: {"plant": "mesh.coordinate", "ranks": [rt.size - 1]},
                               lambda n: Culprit.rank(n - 1)),))
 def check_mesh(ctx: CheckContext) -> None:
     _check_cartesian(ctx)

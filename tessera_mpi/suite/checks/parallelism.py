@@ -146,9 +146,11 @@ def run_parallelism(ctx: CheckContext) -> None:
 
 
 @register("parallelism", help="tp/pp/dp training steps of an MLP stack against a single-process reference",
-          selftests=(SelfTest("a wrong shard", lambda n, o: {"plant": "parallel.wrong_shard", "ranks": [n - 1]},
+          selftests=(SelfTest("a wrong shard",
+                              lambda rt, o, clean: {"plant": "parallel.wrong_shard", "ranks": [rt.size - 1]},
                               lambda n: Culprit.rank(n - 1)),
                      SelfTest("a dropped micro-batch",
-                              lambda n, o: {"plant": "parallel.drop_micro_batch", "ranks": [n - 1]}, lambda n: Culprit.rank(n - 1))))
+                              lambda rt, o, clean: {"plant": "parallel.drop_micro_batch", "ranks": [rt.size - 1]},
+                              lambda n: Culprit.rank(n - 1))))
 def check_parallelism(ctx: CheckContext) -> None:
     run_parallelism(ctx)

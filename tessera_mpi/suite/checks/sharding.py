@@ -54,7 +54,8 @@ def _planted(ctx: CheckContext, guide: Case) -> list[str]:
     mesh = ctx.mesh
     victim = mesh.size - 1
     caught = []
-    for what, rule, plant in (("bit flip", "content", "dist.bit_flip"), ("misplaced shard", "box", "dist.misplaced_shard")):
+    plants = (("bit flip", "content", "dist.bit_flip"), ("misplaced shard", "box", "dist.misplaced_shard"))
+    for what, rule, plant in plants:
         with fault.inject(plant=plant, ranks=[mesh.world_rank(victim)]):
             t = dist.tensor(guide.shape_or_data, mesh=mesh, layout=guide.layout)
         report = t.sharding_report()
@@ -68,9 +69,11 @@ def _planted(ctx: CheckContext, guide: Case) -> list[str]:
 
 
 @register("sharding", help="the guide's 3.2 example, uneven/replicated/fully sharded layouts, planted faults",
-          selftests=(SelfTest("a bit flip in a shard", lambda n, o: {"plant": "dist.bit_flip", "ranks": [n - 1]},
+          selftests=(SelfTest("a bit flip in a shard",
+                              lambda rt, o, clean: {"plant": "dist.bit_flip", "ranks": [rt.size - 1]},
                               lambda n: Culprit.rank(n - 1)),
-                     SelfTest("a misplaced shard", lambda n, o: {"plant": "dist.misplaced_shard", "ranks": [n - 1]},
+                     SelfTest("a misplaced shard",
+                              lambda rt, o, clean: {"plant": "dist.misplaced_shard", "ranks": [rt.size - 1]},
                               lambda n: Culprit.rank(n - 1))))
 def check_sharding(ctx: CheckContext) -> None:
     mesh = ctx.mesh

@@ -92,7 +92,8 @@ def judge_dips(ctx: CheckContext, rows: list[dict]) -> None:
 
 @register("soak", help="an all-reduce repeated for --duration seconds; bandwidth over time, every window verified",
           selftests=(SelfTest("gradual throttling of one rank to a quarter of its speed",
-                              lambda n, o: {"throttle": PLANTED_SPEED, "throttle_s": o.duration_s / 2, "ranks": [n - 1]},
+                              lambda rt, o, clean: {"throttle": PLANTED_SPEED, "throttle_s": o.duration_s / 2,
+                                             "ranks": [rt.size - 1]},
                               lambda n: Culprit.rank(n - 1), needs_duration=True),))
 def check_soak(ctx: CheckContext) -> None:
     duration = ctx.options.duration_s
@@ -147,7 +148,8 @@ def check_soak(ctx: CheckContext) -> None:
     ctx.save("timeline", table(rows), description="one row per window: start time, its measured length, busbw, "
              "wrong elements")
     ctx.attrs.update(size_bytes=size, window_s=window_s, target_window_s=target, median_GBps=float(np.median(busbw)),
-                     trend=ratio, fitted_trend=fitted, judged=ctx.judge_timing, min_efficiency=ctx.options.min_efficiency,
+                     trend=ratio, fitted_trend=fitted, judged=ctx.judge_timing,
+                     min_efficiency=ctx.options.min_efficiency,
                      min_trend=ctx.options.min_trend)
     note = "" if ctx.judge_timing else "; not judged: oversubscribed machine"
     ctx.attrs["dips"] = dipped
