@@ -94,3 +94,13 @@ class CollectiveAssertionError(TesseraError, AssertionError):
     def __init__(self, message: str, failing: tuple[int, ...]) -> None:
         super().__init__(message)
         self.failing = failing
+
+
+class UnplannedLossError(TesseraError, RuntimeError):
+    """A rank was lost outside any fault-injection block (a real failure under ULFM): the suite
+    records the running check as an error naming it and ends the job."""
+
+    def __init__(self, message: str, failed: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.failed = failed
+        """World ranks lost."""

@@ -5,8 +5,10 @@ Every function here is collective over the mesh (or over the named axes' groups)
 must call it with the same arguments, in the same order. With check=True (the default) one small
 all-gather first verifies that, raising the same DivergenceError on every rank instead of letting
 the library corrupt memory or hang; benchmarks pass check=False. Bad arguments (an unknown op,
-an axis the mesh lacks) raise before any communication. Each function works out the layout,
-then makes one call on the call path (`comm.call`), which does the fault hooks, the tracker,
+a wrong dimension) are found on each rank and agreed in that check, so one rank's bad argument
+raises the same error on every rank; with check=False they raise before any communication.
+Every collective is bounded by the collective timeout (runtime/sentinel.py). Each function
+works out the layout, then makes one call on the call path (`comm.call`), which does the fault hooks, the tracker,
 profiling, staging of device buffers and the translation of failures.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -82,6 +84,19 @@ def _one_axis(mesh: Mesh, axis: object, what: str) -> int:
     return mesh.axis_index(axis)
 
 
+def _argument_error(check: bool, validate: Callable[[], Any]) -> Exception | None:
+    """Run `validate`; return the argument error it raised, for `agree_call` to raise on every
+    rank of the group (so one rank's bad argument fails them all, and none goes on alone).
+    With check=False there is no agreement: raise it here."""
+    try:
+        validate()
+    except (TypeError, ValueError) as exc:  # LayoutError and AxisError are ValueErrors
+        if not check:
+            raise
+        return exc
+    return None
+
+
 def _signature(x: DistTensor, *extra: Any) -> tuple:
     return (x.dtype.str, x.global_shape, str(x.layout), *extra)
 
@@ -136,19 +151,24 @@ def all_reduce(
     """
     if type(x) is not DistTensor or x.epoch != x.mesh.epoch:
         x = _tensor(x, "op.all_reduce")
-    if op not in REDUCE_OPS or type(op) is not str:
-        _reduce_op(op, "op.all_reduce")
-    if out is not None and out is not x:
-        _output(x, out, "op.all_reduce")
-    local = x.local
-    dtype = local.dtype
-    exact = deterministic and op in ("sum", "avg") and dtype.kind == "f"
-    if deterministic or op == "avg":
-        _check_reduction(op, dtype, exact, algorithm, "op.all_reduce")
     mesh = x.mesh
     axes, group = mesh.group(axis)
+    local = x.local
+    dtype = local.dtype
+    error = None
+    if type(op) is not str or op not in REDUCE_OPS or (out is not None and out is not x) or deterministic \
+            or op == "avg":
+        def validate() -> None:
+            _reduce_op(op, "op.all_reduce")
+            if out is not None and out is not x:
+                _output(x, out, "op.all_reduce")
+            if deterministic or op == "avg":
+                _check_reduction(op, dtype, deterministic and op in ("sum", "avg") and dtype.kind == "f",
+                                 algorithm, "op.all_reduce")
+        error = _argument_error(check, validate)
     if check:
-        agree_call(group, "op.all_reduce", _signature(x, op, axes, deterministic, algorithm), local=x.local_shape)
+        agree_call(group, "op.all_reduce", _signature(x, op if error is None else repr(op), axes, deterministic,
+                                                      algorithm), local=x.local_shape, error=error)
     if not local.flags.c_contiguous:
         local = mesh.runtime.backend.xp.ascontiguousarray(local)
     target = None if out is None else out.local
@@ -286,7 +306,16 @@ def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistT
     """
     x = _tensor(x, "op.all_gather")
     mesh = x.mesh
-    axes, group = mesh.group(_gather_axes(x, axis))
+    names: tuple[str, ...] = ()
+    try:
+        names = _gather_axes(x, axis)
+    except LayoutError as exc:
+        # The group is unknown when the axes are wrong: agree over the whole mesh, which every
+        # rank of a mesh with a wrong layout or axis can reach.
+        if not check:
+            raise
+        agree_call(mesh.group(None)[1], "op.all_gather", _signature(x, repr(axis)), error=exc)
+    axes, group = mesh.group(names)
     if check:
         agree_call(group, "op.all_gather", _signature(x, axes))
     layout = _without_axes(x.layout, {mesh.axes[a] for a in axes})
@@ -319,17 +348,25 @@ def reduce_scatter(
     Collective over the mesh.
     """
     x = _tensor(x, "op.reduce_scatter")
-    op = _reduce_op(op, "op.reduce_scatter")
     mesh = x.mesh
     names = (axis,) if isinstance(axis, str) else tuple(axis)
     axes, group = mesh.group(names)
-    dim = _dim(dim, "op.reduce_scatter: dim", x)
-    if isinstance(x.layout, ShardSpec) and set(x.layout.mesh_axes) & set(names):
-        raise LayoutError(f"op.reduce_scatter: {x.layout} is already sharded over {names}")
-    exact = deterministic and op in ("sum", "avg") and x.dtype.kind == "f"
-    _check_reduction(op, x.dtype, exact, "auto", "op.reduce_scatter")
+    given = (op, dim)
+
+    def validate() -> None:
+        _reduce_op(op, "op.reduce_scatter")
+        _dim(dim, "op.reduce_scatter: dim", x)
+        if isinstance(x.layout, ShardSpec) and set(x.layout.mesh_axes) & set(names):
+            raise LayoutError(f"op.reduce_scatter: {x.layout} is already sharded over {names}")
+        _check_reduction(op, x.dtype, deterministic and op in ("sum", "avg") and x.dtype.kind == "f", "auto",
+                         "op.reduce_scatter")
+
+    error = _argument_error(check, validate)
     if check:
-        agree_call(group, "op.reduce_scatter", _signature(x, op, axes, dim, deterministic), local=x.local_shape)
+        agree_call(group, "op.reduce_scatter", _signature(x, repr(given), axes, deterministic),
+                   local=x.local_shape, error=error)
+    op, dim = _reduce_op(op, "op.reduce_scatter"), _dim(dim, "op.reduce_scatter: dim", x)
+    exact = deterministic and op in ("sum", "avg") and x.dtype.kind == "f"
     layout = _with_axes(x.layout, dim, [mesh.axes[a] for a in axes])
     placed = place(layout, mesh, x.global_shape)
     box = placed.box(mesh.coords)
@@ -371,9 +408,11 @@ def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = 
     x = _tensor(x, "op.broadcast")
     mesh = x.mesh
     axes, group = mesh.group(axis)
-    root = _index(root, "op.broadcast: root", group.size, f"a rank of a group of {group.size}")
+    error = _argument_error(check, lambda: _index(root, "op.broadcast: root", group.size,
+                                                  f"a rank of a group of {group.size}"))
     if check:
-        agree_call(group, "op.broadcast", _signature(x, axes, root), local=x.local_shape)
+        agree_call(group, "op.broadcast", _signature(x, axes, repr(root)), local=x.local_shape, error=error)
+    root = _index(root, "op.broadcast: root", group.size, f"a rank of a group of {group.size}")
     data = mesh.runtime.backend.xp.ascontiguousarray(x.local).copy()
     with group.call("broadcast", data.nbytes, x.dtype) as call:
         call.broadcast(data, root=root)
@@ -394,16 +433,22 @@ def all_to_all(
     x = _tensor(x, "op.all_to_all")
     mesh = x.mesh
     a = _one_axis(mesh, axis, "op.all_to_all")
+    _, group = mesh.group(axis)
+    given = (split_dim, concat_dim)
+
+    def validate() -> None:
+        split, concat = _dim(split_dim, "op.all_to_all: split_dim", x), _dim(concat_dim, "op.all_to_all: concat_dim", x)
+        if split == concat:
+            raise LayoutError("op.all_to_all: split_dim and concat_dim must differ")
+        if x.placed.dim_axes[concat][-1:] != (a,):
+            raise LayoutError(f"op.all_to_all: {x.layout} must split dimension {concat} over {axis!r} "
+                              "(as its inner axis) to concatenate along it")
+
+    error = _argument_error(check, validate)
+    if check:
+        agree_call(group, "op.all_to_all", _signature(x, a, repr(given)), error=error)
     split_dim = _dim(split_dim, "op.all_to_all: split_dim", x)
     concat_dim = _dim(concat_dim, "op.all_to_all: concat_dim", x)
-    if split_dim == concat_dim:
-        raise LayoutError("op.all_to_all: split_dim and concat_dim must differ")
-    if x.placed.dim_axes[concat_dim][-1:] != (a,):
-        raise LayoutError(f"op.all_to_all: {x.layout} must split dimension {concat_dim} over {axis!r} "
-                          "(as its inner axis) to concatenate along it")
-    _, group = mesh.group(axis)
-    if check:
-        agree_call(group, "op.all_to_all", _signature(x, a, split_dim, concat_dim))
     layout = _with_axes(_without_axes(x.layout, {axis}), split_dim, [axis])
     return _redistribute(x, group, layout, place(layout, mesh, x.global_shape), (a,))
 

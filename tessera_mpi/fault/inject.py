@@ -49,6 +49,7 @@ from ..util.text import rank_ranges
 from ..errors import DeviceLostError
 from ..runtime.crash import exit_now
 from ..runtime.rollcall import diagnose, roll_call
+from ..runtime.sentinel import sentinel
 from ..runtime.tracker import tracker
 from ..comm import hooks
 from ..runtime.watchdog import ROLL_CALL_GRACE_S, Watchdog, end_after_roll_call
@@ -257,6 +258,7 @@ def park(rt: runtime.Runtime) -> None:
     they finish), polling so that it does not spin a core the survivors need.
     """
     Watchdog.disarm_all()
+    sentinel.stop()
     sys.stdout.flush()
     request = runtime.context.shutdown_comm().Ibarrier()
     while not request.Test():

@@ -39,8 +39,24 @@ def format_run(run: RunResults) -> str:
         for key, data in check.datasets.items():
             lines.append(f"      /checks/{check.name}/{key}: {data.dtype.names or data.dtype} {data.shape}")
     lines.append("")
-    lines.append("  " + ", ".join(f"{counts[s]} {s}" for s in ("passed", "failed", "error", "skipped")))
+    tally = ", ".join(f"{counts[s]} {s}" for s in ("passed", "failed", "error", "skipped"))
+    missing = incomplete(run)
+    if missing is not None:
+        lines.append(f"  INCOMPLETE: {missing}; {tally}")
+    else:
+        lines.append("  " + tally)
     return "\n".join(lines)
+
+
+def incomplete(run: RunResults) -> str | None:
+    """Return why `run` is incomplete ("ended during links, 4 of 9 selected checks recorded"),
+    or None for a run that ended (or a file from before `complete` was recorded)."""
+    if "complete" not in run.attrs or bool(run.attrs["complete"]):
+        return None
+    selected = [str(s) for s in run.attrs.get("checks_selected", [])]
+    absent = [name for name in selected if name not in run.checks]
+    during = f"ended during {absent[0]}" if absent else "ended before its summary"
+    return f"{during}, {len(selected) - len(absent)} of {len(selected)} selected checks recorded"
 
 
 def _summary(argv: list[str]) -> int:

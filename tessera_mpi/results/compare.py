@@ -47,7 +47,15 @@ def compare_runs(base: RunResults, new: RunResults, *, noise_floor: float = DEFA
     result = Comparison()
     for name in sorted(set(base.checks) | set(new.checks), key=lambda n: (n not in base.checks, n)):
         if name not in new.checks:
-            result.lines.append(f"{name}: only in the base run")
+            # Missing from the new run is lost evidence, unless that run ended and never chose it.
+            chose = [str(s) for s in new.attrs.get("checks_selected", [name])]
+            ended = bool(new.attrs.get("complete", True))
+            if ended and name not in chose:
+                result.lines.append(f"{name}: only in the base run (not selected in the new run)")
+            else:
+                line = f"{name}: missing from the new run" + ("" if ended else " (it ended early)")
+                result.lines.append(line + " (regression)")
+                result.regressions.append(line)
             continue
         if name not in base.checks:
             result.lines.append(f"{name}: only in the new run ({new.checks[name].status})")

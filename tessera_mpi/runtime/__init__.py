@@ -10,6 +10,7 @@ from .context import (
     rebuild,
     record_exit_code,
     register_mesh,
+    set_collective_timeout,
     start,
 )
 from .crash import fatal
@@ -33,5 +34,6 @@ __all__ = [
     "fatal",
     "live_meshes",
     "select_backend",
+    "set_collective_timeout",
     "start",
 ]

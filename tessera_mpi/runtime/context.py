@@ -24,6 +24,9 @@ from .agree import agree
 from ..errors import ConfigError
 from .backend import ArrayBackend, select_backend
 from .crash import exit_now, grace_seconds, install_excepthook, leave_if_leaving
+from .sentinel import sentinel, timeout_from_env
+from .tracker import tracker
+from .watchdog import ROLL_CALL_GRACE_S, end_hung_job
 from .cuda_aware import detect_cuda_aware
 from .device import Placement, device_ordinal, hostname, node_comm
 from .ft import FaultTolerance, detect
@@ -43,6 +46,8 @@ class Runtime:
     """A second duplicate, used only while handling an uncaught exception."""
     watch: MPI.Intracomm
     """A third duplicate, for roll calls from watchdog threads."""
+    ending: MPI.Intracomm
+    """A fourth duplicate, where a rank that finished the program waits for the others."""
     node: MPI.Intracomm
     """The ranks of `world` on this node (shared memory)."""
     launch: LaunchInfo
@@ -116,6 +121,7 @@ def _assemble(world: MPI.Intracomm, placement: Placement, **fixed: Any) -> Runti
         control=world.Dup(),
         error_comm=world.Dup(),
         watch=world.Dup(),
+        ending=world.Dup(),
         node=node,
         placement=local,
         oversubscribed=bool(world.allreduce(int(crowded), op=MPI.MAX)),
@@ -143,6 +149,7 @@ def start(*, backend_name: str | None = None) -> Runtime:
             detect_cuda_aware(MPI.get_vendor()[0]) if backend.is_device else (False, "host buffers")
         )
         ft = detect()
+        timeout_s = timeout_from_env()
     except ConfigError as exc:
         error = str(exc)
     verdict = agree(world, not error, error)
@@ -157,7 +164,15 @@ def start(*, backend_name: str | None = None) -> Runtime:
     )
     atexit.register(_at_exit)
     _record_sys_exit()
+    if world.size > 1:
+        sentinel.start(timeout_s)
     return state.runtime
+
+
+def set_collective_timeout(seconds: float) -> None:
+    """Bound every collective of this rank by `seconds` from now on (the suite's --timeout);
+    local. User scripts get TESSERA_COLLECTIVE_TIMEOUT, default 300 s."""
+    sentinel.timeout_s = seconds
 
 
 def _record_sys_exit() -> None:
@@ -276,9 +291,37 @@ def _highest(comm: MPI.Intracomm, code: int, grace: float) -> int | None:
     return int(highest[0])
 
 
+def _depart() -> None:
+    """This rank finished the program: say so to roll calls and wait for the others, bounded.
+
+    A rank that leaves while others wait in a collective it never called would otherwise leave
+    them waiting for ever (or hang in MPI_Finalize): here it keeps answering roll calls as
+    "finished the program", so the report the others' collective timeout produces names it.
+    If the others have not all finished within the collective timeout (plus a roll call's
+    grace, so that a collective timeout on the waiting ranks reports first), this rank ends
+    the job with that report. Skipped after real failures (the survivors agree on the exit code
+    instead, see `finish`)."""
+    rt = state.runtime
+    if rt is None or rt.size == 1 or not sentinel.running or _registry.real_failures:
+        sentinel.stop()
+        return
+    tracker.finished = True
+    tracker.current = ""
+    try:
+        done = wait_for(rt.ending.Ibarrier(), sentinel.timeout_s + ROLL_CALL_GRACE_S + 1.0)
+    except MPI.Exception:
+        done = True  # a member failed: the fault-tolerant paths below take over
+    if not done:
+        end_hung_job(f"not every rank finished the program within {sentinel.timeout_s:g} s of this rank "
+                     "(the collective timeout); ending the job")
+    sentinel.stop()
+
+
 def _at_exit() -> None:
     # Scripts that never call finish (the guide's examples) still must not enter a Finalize
     # that can hang after a real failure, nor while the job is being ended.
+    leave_if_leaving()
+    _depart()
     leave_if_leaving()
     fault_tolerant = state.runtime is not None and state.runtime.ft.real
     if _registry.real_failures or _registry.simulated_drops or (fault_tolerant and state.exit_code):

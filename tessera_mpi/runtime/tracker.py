@@ -18,10 +18,14 @@ class Tracker:
         """The name of the call in progress, "" between calls."""
         self.phase = ""
         """What the program is doing at a coarser grain (the suite sets the check's name)."""
+        self.finished = False
+        """The program has ended on this rank, which waits for the others to end theirs."""
 
     def status(self) -> str:
         """Return e.g. "in all_reduce #12 (check 'faults')" for a roll call."""
         where = f" ({self.phase})" if self.phase else ""
+        if self.finished:
+            return f"finished the program after #{self.calls}"
         if self.current:
             return f"in {self.current} #{self.calls}{where}"
         return f"between collectives, after #{self.calls}{where}"

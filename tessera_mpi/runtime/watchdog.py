@@ -15,7 +15,7 @@ from mpi4py import MPI
 from . import state
 
 from .crash import exit_now, fatal, leave, report
-from .rollcall import diagnose, roll_call
+from .rollcall import END_TAG, LEAVE_TAG, diagnose, roll_call, send
 from .tracker import tracker
 
 ROLL_CALL_GRACE_S = 5.0
@@ -43,36 +43,100 @@ def _signal(pids: list[int], sig: int) -> None:
             pass
 
 
-def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code: int = 1) -> NoReturn:
-    """End the job with `message`, printed once: by the lowest rank that answered the roll call.
+HANDOVER_S = 15.0
+"""How long a rank that handed its report to the chair waits for the chair to end the job
+before it concludes the chair is gone and ends the job itself."""
 
-    Without fault tolerance that rank's MPI_Abort ends every rank, the silent ones too. With it,
-    MPI_Abort ends only the caller and a stopped process never exits, so every rank kills the
-    silent ranks on its own host, waits for the launcher to take in their deaths, and leaves.
-    """
-    lowest = me == min(answers)
+_ending = threading.Lock()
+"""Held by the one thread of this process that ends the job: a rank can time out, be handed
+a report and be told to leave at once, and must print and leave once."""
+
+
+def _hold_forever() -> NoReturn:
+    # Another thread of this process is ending the job; this one has nothing left to do.
+    while True:
+        time.sleep(3600)
+
+
+def end_after_roll_call(answers: dict[int, str], me: int, message: str, *, code: int = 1) -> NoReturn:
+    """End the job with `message`, printed once, by the chair: the lowest rank that answered
+    the roll call (every asker finds the same one). Another rank hands its report to the
+    chair's sentinel and waits; if the chair does not end the job within HANDOVER_S (it died
+    meanwhile), it ends the job itself. Called from a background thread."""
     rt = state.runtime
+    chair = min(answers)
+    if rt is not None and me != chair and rt.size > 1:
+        try:
+            send(rt.watch, chair, END_TAG, (message, code, sorted(answers)))
+            time.sleep(HANDOVER_S)
+        except MPI.Exception:
+            pass
+    end_as_chair(message, code=code, answered=sorted(answers))
+
+
+def end_as_chair(message: str, *, code: int, answered: list[int]) -> NoReturn:
+    """Print `message` and end the job (see `end_after_roll_call`).
+
+    Without fault tolerance MPI_Abort ends every rank, the silent ones too. With it, MPI_Abort
+    ends only the caller and a stopped process never exits, so the chair tells every rank that
+    answered to leave; each kills the silent ranks on its own host, waits for the launcher to
+    take in their deaths, and leaves."""
+    if not _ending.acquire(blocking=False):
+        _hold_forever()
+    rt = state.runtime
+    real = rt is not None and rt.ft.real
     # The main thread may raise (its collective fails once the silent ranks are killed) and
     # exit first: by the same rule, so that one rank carries the code.
-    leave(code, speaker=lowest if rt is not None and rt.ft.real else None)
-    if rt is None or not rt.ft.real:
-        if lowest:
-            fatal(message, code=code)
-        time.sleep(LEAVE_DELAY_S)
-        os._exit(code)
-    if lowest:
-        report(message)
-    mine = rt.placements[me].host
+    leave(code, speaker=True if real else None)
+    if not real:
+        fatal(message, code=code)
+    report(message)
+    me = rt.watch.rank
+    for rank in answered:
+        if rank != me:
+            try:
+                send(rt.watch, rank, LEAVE_TAG, (code, answered))
+            except MPI.Exception:
+                pass
+    _kill_silent_on_my_host(answered)
+    time.sleep(SETTLE_S)
+    exit_now(code, speaker=True)
+
+
+def leave_as_told(code: int, *, answered: list[int]) -> NoReturn:
+    """The chair of a fault-tolerant job said the job ends: leave with it (not carrying the code)."""
+    if not _ending.acquire(blocking=False):
+        _hold_forever()
+    leave(code, speaker=False)
+    _kill_silent_on_my_host(answered)
+    time.sleep(LEAVE_DELAY_S)
+    exit_now(code, speaker=False)
+
+
+def _kill_silent_on_my_host(answered: list[int]) -> None:
+    rt = state.runtime
+    if rt is None:
+        return
+    mine = rt.placements[rt.rank].host
     silent = [where.pid for rank, where in enumerate(rt.placements)
-              if rank not in answers and where.host == mine and where.pid]
+              if rank not in answered and where.host == mine and where.pid]
     # A stopped process is first continued (a planned hang then leaves by itself), and
     # killed only if it is still there: a stopped process killed outright was seen to leave
     # mpirun hanging after every rank had gone.
     _signal(silent, signal.SIGCONT)
     time.sleep(CONTINUE_S)
     _signal(silent, signal.SIGKILL)
-    time.sleep(SETTLE_S if lowest else LEAVE_DELAY_S)
-    exit_now(code, speaker=lowest)
+
+
+def end_hung_job(message: str, *, code: int = 1) -> NoReturn:
+    """Hold a roll call, add its diagnosis to `message` and end the job (see
+    `end_after_roll_call`). Called from a background thread when a deadline passed."""
+    rt = state.runtime
+    if rt is None or rt.size == 1:
+        fatal(message, code=code)
+    answers = roll_call(rt.watch, tracker.status(), grace_s=ROLL_CALL_GRACE_S)
+    message += "\n" + diagnose(rt.size, answers, "where every rank is")
+    end_after_roll_call(answers, rt.watch.rank, message, code=code)
 
 
 class Watchdog:
@@ -105,14 +169,8 @@ class Watchdog:
 
     def end_job(self) -> NoReturn:
         """Hold the roll call, print the diagnosis once and end the job (the default timeout)."""
-        message = (f"{self.what} did not finish within {self.timeout_s:g} s "
-                   "(a rank is hung, dead or far slower than the others); ending the job")
-        rt = state.runtime
-        if rt is not None and rt.size > 1:
-            answers = roll_call(rt.watch, tracker.status(), grace_s=ROLL_CALL_GRACE_S)
-            message += "\n" + diagnose(rt.size, answers, "where every rank is")
-            end_after_roll_call(answers, rt.watch.rank, message, code=self.code)
-        fatal(message, code=self.code)
+        end_hung_job(f"{self.what} did not finish within {self.timeout_s:g} s "
+                     "(a rank is hung, dead or far slower than the others); ending the job", code=self.code)
 
     @classmethod
     def disarm_all(cls) -> None:

@@ -52,14 +52,17 @@ def results_path(out: Path | None, created: datetime) -> Path:
     return path
 
 
-def _open_results(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions) -> ResultsWriter | None:
+def _open_results(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions,
+                  selected: Sequence[str]) -> ResultsWriter | None:
     """Create the results file on rank 0 (collective); raise ConfigError everywhere if it cannot be."""
     writer, error = None, ""
     if rt.rank == 0:
         created = datetime.now(timezone.utc)
         path = results_path(options.out, created)
         try:
-            attrs = dict(root_attrs(rt, mesh, created), under_load=options.under_load, repeat=options.repeat)
+            # `complete` stays False until the run ends: a file left by a killed run says so.
+            attrs = dict(root_attrs(rt, mesh, created), under_load=options.under_load, repeat=options.repeat,
+                         checks_selected=list(selected), complete=False)
             writer = ResultsWriter(path, attrs=attrs, ranks=ranks_table(mesh))
             writer.write()
         except OSError as exc:
@@ -142,15 +145,19 @@ def _run(argv: Sequence[str] | None) -> tuple[int, Session | None]:
                 print(f"{name:<14}{check.help}")
         return EXIT_PASSED, None
     selected = [checks[name] for name in (options.tests or tuple(checks))]
+    if options.duration_s and "soak" not in [c.name for c in selected]:
+        _say("python -m tessera_mpi.suite: warning: --duration sets how long the soak check runs, "
+             "and soak is not selected: it has no effect")
     start = MPI.Wtime()
     reports = Reports(options, started=start)
     try:
         rt = runtime.start()
+        runtime.set_collective_timeout(options.timeout_s)
         with runtime.Watchdog(options.timeout_s, "suite set-up"):
             mesh = Mesh(options.axes, shape=options.mesh_shape, spares=options.spares)
             load = _load(rt, mesh, options)
             reports.validate()
-            writer = _open_results(rt, mesh, options)
+            writer = _open_results(rt, mesh, options, [c.name for c in selected])
             path = _results_path(rt, writer)
     except (ConfigError, DivergenceError) as exc:
         _say(f"python -m tessera_mpi.suite: configuration error: {exc}")
@@ -200,7 +207,9 @@ def _finish(session: Session, history: list, *, elapsed_s: float, ok: bool) -> i
             console.note(f"fault tolerance was simulated ({runtime.current().ft.reason}): no process was "
                          "killed; run the packaged Open MPI with mpirun --with-ft ulfm for real failures")
         code = EXIT_PASSED if ok and not regressions else EXIT_FAILED
+        writer.attrs.update(complete=True, exit_code=code)
         try:
+            writer.write()
             session.reports.write(writer, complete=True, exit_code=code, comparison=comparison)
         except OSError as exc:
             console.note(f"cannot write the report files: {exc}")

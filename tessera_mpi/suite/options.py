@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +96,10 @@ def parse_sizes(text: str) -> tuple[int, int, int]:
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise UsageError(f"--sizes {text!r} is not MIN:MAX[:FACTOR], e.g. 8:1G or 1K:64M:4")
-    low, high = parse_bytes(parts[0]), parse_bytes(parts[1])
+    try:
+        low, high = parse_bytes(parts[0]), parse_bytes(parts[1])
+    except UsageError as exc:
+        raise UsageError(f"--sizes {text!r}: {exc} (sizes are positive byte counts)") from exc
     factor = parts[2].strip() if len(parts) == 3 else "2"
     if not factor.isdigit() or int(factor) < 2:
         raise UsageError(f"--sizes factor {factor!r} must be an integer of at least 2")
@@ -171,12 +176,52 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _joined(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """Return `argv` with each value that looks like an option (`--sizes -5:10`) joined to its
+    flag (`--sizes=-5:10`), so that the flag's own check gives the real reason instead of
+    argparse's "expected one argument"."""
+    takes_value = {o for action in parser._actions if action.nargs is None and action.option_strings
+                   for o in action.option_strings}
+    known = set(parser._option_string_actions)
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item in takes_value and i + 1 < len(items) and items[i + 1].startswith("-") \
+                and items[i + 1].split("=", 1)[0] not in known:
+            out.append(f"{item}={items[i + 1]}")
+            i += 2
+            continue
+        out.append(item)
+        i += 1
+    return out
+
+
+def _same_files(named: dict[str, Path | None]) -> None:
+    """Raise UsageError if two of the named output or input files are one file (relative
+    paths, `..` and symlinks resolved)."""
+    seen: dict[str, str] = {}
+    for flag, path in named.items():
+        if path is None or path.is_dir() or str(path).endswith("/"):
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {flag} name the same file {real}; give each its own")
+        seen[real] = flag
+
+
 def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> SuiteOptions:
     """Parse `argv` (default sys.argv[1:]); raise UsageError. No communication."""
-    args = build_parser(check_help).parse_args(argv)
+    parser = build_parser(check_help)
+    args = parser.parse_args(_joined(parser, sys.argv[1:] if argv is None else argv))
     tests: tuple[str, ...] = ()
     if args.tests is not None:
         tests = _names(args.tests, "--tests")
+        twice = sorted({t for t in tests if tests.count(t) > 1})
+        if twice:
+            raise UsageError(f"--tests names {', '.join(twice)} more than once; name each check once "
+                             "(--repeat N runs the selection N times)")
         unknown = [t for t in tests if t not in check_help]
         if unknown:
             raise UsageError(
@@ -209,8 +254,8 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
     for flag, path in files.items():
         if path.is_dir() or str(path).endswith("/"):
             raise UsageError(f"{flag} {path} is a folder; give a file name")
-    if len(set(files.values())) < len(files):
-        raise UsageError("--junit and --json name the same file")
+    _same_files({"--out": Path(args.out) if args.out is not None else None, **files,
+                 "--baseline": Path(args.baseline) if args.baseline is not None else None})
     return SuiteOptions(
         tests=tests,
         mesh_shape=shape,

@@ -37,13 +37,14 @@ class Reports:
                     if out is not None and not out.is_dir() and out.resolve() == baseline.resolve():
                         raise ConfigError(f"--baseline {baseline} is the file this run writes its results to")
                     read_results(baseline)
-                for path in (self.options.junit, self.options.json):
+                for flag, path in (("--junit", self.options.junit), ("--json", self.options.json)):
                     if path is not None:
-                        write_text(path, "")  # replaced by the first report; proves the folder writable
+                        try:
+                            write_text(path, "")  # replaced by the first report; proves the folder writable
+                        except OSError as exc:
+                            raise ConfigError(f"{flag} {path} cannot be written: {exc.strerror or exc}") from exc
             except (ConfigError, ResultsFileError) as exc:
                 error = f"--baseline: {exc}" if isinstance(exc, ResultsFileError) else str(exc)
-            except OSError as exc:
-                error = f"cannot write a report file: {exc}"
         verdict = agree(rt.control, not error, error)
         if not verdict.ok:
             raise ConfigError(verdict.messages[0])

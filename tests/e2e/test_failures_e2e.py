@@ -1,7 +1,7 @@
 """Failing, raising, hanging and skipped checks: the job always ends, and says where and why."""
 
 import pytest
-from conftest import SCRIPTS, mpirun
+from conftest import FT, SCRIPTS, mpirun
 
 from tessera_mpi.results import read_results
 
@@ -70,3 +70,33 @@ def test_uncaught_exception_in_a_user_script(mode):
     else:
         assert done.stderr.count("uncaught exception on all 8 ranks") == 1, done.stderr
         assert "ranks 0-7: ValueError: bad input" in done.stderr
+
+
+def test_an_unplanned_loss_under_ulfm_is_one_report_and_an_error_record(tmp_path):
+    out = tmp_path / "lost.h5"
+    done = mpirun(8, PLANTED, "die", "--tests", "mesh,planted,links", "--out", str(out), timeout=120,
+                  launcher=FT["real"])
+    text = done.stdout + done.stderr
+    assert done.returncode == 1, text
+    assert "Traceback" not in text and "MPI_ERR_PROC_FAILED" not in text, text
+    lost = "unplanned loss during check 'planted': rank 3 (host "
+    assert text.count(f"tessera_mpi: rank 0 (host ") == 1 and lost in text, text
+    assert "at tp=0,pp=1,dp=1 was lost; this rank met it in " in text
+    assert text.count("ending the job: the results file records it as an error") == 1, text
+    run = read_results(out)
+    assert run.checks["mesh"].status == "passed" and run.checks["planted"].status == "error"
+    assert lost in run.checks["planted"].message and list(run.checks["planted"].attrs["failing_ranks"]) == [3]
+    assert "links" not in run.checks and not run.attrs["complete"]
+
+
+def test_a_check_over_its_timeout_ends_the_job_whatever_the_margin(tmp_path):
+    out = tmp_path / "slow.h5"
+    done = mpirun(4, PLANTED, "slow", "--tests", "mesh,planted", "--timeout", "0.5", "--out", str(out),
+                  timeout=120)
+    text = done.stdout + done.stderr
+    assert done.returncode == 1, text
+    assert text.count("check 'planted' did not finish within 0.5 s") == 1, text
+    assert "a roll call of 4 ranks got 4 answers" in text
+    for r in range(4):  # every rank appears in the report, each where it is
+        assert f"  rank {r}: between collectives" in text, text
+    assert not read_results(out).attrs["complete"]

@@ -91,3 +91,33 @@ def test_compare_cli_noise_floor(tmp_path, capsys):
     assert run(["compare", str(base.path), str(new.path)]) == 1
     assert "1 regression(s)" in capsys.readouterr().out
     assert run(["compare", "--noise-floor", "0.25", str(base.path), str(new.path)]) == 0
+
+
+def _run_of(path, names, *, selected, complete):
+    writer = ResultsWriter(path, attrs={**ATTRS, "checks_selected": list(selected), "complete": complete},
+                           ranks=RANKS)
+    for name in names:
+        writer.add(CheckRecord(name=name, status="passed", duration_s=1.0, message="", headline="", datasets={},
+                               attrs={}))
+    return read_results(path)
+
+
+def test_an_interrupted_run_says_so_and_its_missing_checks_are_regressions(tmp_path, capsys):
+    full = _run_of(tmp_path / "full.h5", ["mesh", "links", "soak"], selected=["mesh", "links", "soak"],
+                   complete=True)
+    cut = _run_of(tmp_path / "cut.h5", ["mesh"], selected=["mesh", "links", "soak"], complete=False)
+    assert run([str(cut.path)]) == 0
+    assert "INCOMPLETE: ended during links, 1 of 3 selected checks recorded; 1 passed" in capsys.readouterr().out
+    comparison = compare_runs(full, cut)
+    assert comparison.regressions == ["links: missing from the new run (it ended early)",
+                                      "soak: missing from the new run (it ended early)"]
+    assert run(["compare", str(full.path), str(cut.path)]) == 1
+
+
+def test_a_check_the_new_run_did_not_select_is_no_regression(tmp_path):
+    full = _run_of(tmp_path / "full.h5", ["mesh", "links"], selected=["mesh", "links"], complete=True)
+    part = _run_of(tmp_path / "part.h5", ["mesh"], selected=["mesh"], complete=True)
+    comparison = compare_runs(full, part)
+    assert comparison.ok and "links: only in the base run (not selected in the new run)" in comparison.lines
+    lost = _run_of(tmp_path / "lost.h5", ["mesh"], selected=["mesh", "links"], complete=True)
+    assert compare_runs(full, lost).regressions == ["links: missing from the new run"]

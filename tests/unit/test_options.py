@@ -61,3 +61,33 @@ def test_under_load_and_repeat():
         parse_options(["--repeat", "0"], CHECKS)
     with pytest.raises(UsageError, match="invalid int"):
         parse_options(["--repeat", "twice"], CHECKS)
+
+
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["--tests", "mesh,mesh"], "--tests names mesh more than once"),
+        (["--sizes", "-5:10"], r"--sizes '-5:10': '-5' is not a size"),
+        (["--sizes", "8:-1K"], r"--sizes '8:-1K': '-1K' is not a size"),
+        (["--out", "a.h5", "--junit", "a.h5"], "--out and --junit name the same file"),
+        (["--out", "a.h5", "--json", "./sub/../a.h5"], "--out and --json name the same file"),
+        (["--junit", "r.xml", "--json", "r.xml"], "--junit and --json name the same file"),
+        (["--out", "base.h5", "--baseline", "base.h5"], "--out and --baseline name the same file"),
+    ],
+)
+def test_outputs_and_values_that_look_like_flags(argv, text, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=text):
+        parse_options(argv, CHECKS)
+
+
+def test_two_names_for_one_file_through_a_symlink(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UsageError, match="--out and --junit name the same file"):
+        parse_options(["--out", str(tmp_path / "real" / "x"), "--junit", str(tmp_path / "link" / "x")], CHECKS)
+
+
+def test_a_negative_looking_value_is_still_a_value_and_real_flags_still_parse():
+    o = parse_options(["--sizes", "8:64K", "--quick"], CHECKS)
+    assert o.sizes == (8, 65536, 2) and o.quick
