@@ -166,6 +166,9 @@ class Injection:
 
     def __enter__(self) -> Injection:
         self._opened = time.monotonic()
+        # Count calls from the block's start: every rank enters it at the same point, so the
+        # roll call's numbers compare across ranks whatever each did before.
+        self._base = tracker.scope()
         hooks.active.append(self)
         if self.plan.hang:
             self._watchdog = Watchdog(self.plan.timeout_s, "a collective inside fault.inject", stagger=False,
@@ -186,6 +189,7 @@ class Injection:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> bool:
         hooks.active.remove(self)
+        tracker.base = self._base
         if self._watchdog is not None:
             self._watchdog.__exit__(None, None, None)
         if value is not None:

@@ -152,7 +152,7 @@ class Sentinel:
             return
         if not self.fired and now - self._since > self.timeout_s:
             self.fired = True
-            what = f"{seen[1]} #{seen[0]}"
+            what = f"{seen[1]} #{seen[0] - tracker.base}"
             threading.Thread(target=_collective_timed_out, args=(what, self.timeout_s), daemon=True).start()
 
 

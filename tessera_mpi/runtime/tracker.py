@@ -20,15 +20,26 @@ class Tracker:
         """What the program is doing at a coarser grain (the suite sets the check's name)."""
         self.finished = False
         """The program has ended on this rank, which waits for the others to end theirs."""
+        self.base = 0
+        """Calls before the current scope began (a check, a fault-injection block): numbers in
+        a status count from there. Every rank starts a scope at the same point of the program,
+        so these numbers compare across ranks even where earlier work issued a different number
+        of calls on different ranks (sub-mesh collectives, per-rank link tests)."""
 
     def status(self) -> str:
         """Return e.g. "in all_reduce #12 (check 'faults')" for a roll call."""
         where = f" ({self.phase})" if self.phase else ""
+        n = self.calls - self.base
         if self.finished:
-            return f"finished the program after #{self.calls}"
+            return f"finished the program after #{n}"
         if self.current:
-            return f"in {self.current} #{self.calls}{where}"
-        return f"between collectives, after #{self.calls}{where}"
+            return f"in {self.current} #{n}{where}"
+        return f"between collectives, after #{n}{where}"
+
+    def scope(self) -> int:
+        """Start counting from here (local); return the previous base, to restore at its end."""
+        previous, self.base = self.base, self.calls
+        return previous
 
 
 tracker = Tracker()

@@ -49,4 +49,4 @@ def loss_error(lost: tuple[int, ...], check: str, mesh: Mesh, exc: BaseException
     known = [r for r in lost if r >= 0]
     names = "; ".join(f"{rt.describe(r)} at {mesh.where(r)}" for r in known) or "a rank this one cannot name"
     return UnplannedLossError(f"unplanned loss during check {check!r}: {names} was lost; this rank met it "
-                              f"{met} (after collective #{tracker.calls})", tuple(known))
+                              f"{met} (after collective #{tracker.calls - tracker.base} of the check)", tuple(known))

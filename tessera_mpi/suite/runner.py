@@ -123,6 +123,7 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
     ctx = CheckContext(mesh=mesh, options=options, load=load, results_path=results_path, earlier=earlier)
     start = time.perf_counter()
     tracker.phase = f"check {check.name!r}"
+    tracker.scope()  # a check's calls are numbered from its start, alike on every rank
     with Watchdog(options.timeout_s, f"check {check.name!r}"):
         if load is not None:
             before = load.stats()

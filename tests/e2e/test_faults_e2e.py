@@ -97,3 +97,18 @@ def test_hang_at_72_ranks_with_ulfm():
     text = done.stdout + done.stderr
     assert text.count("a roll call of 72 ranks got 71 answers") == 1, text[-3000:]
     assert "ranks 36 did not answer (hung or dead)" in text
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_faults_check_at_small_world_sizes_runs_or_skips_with_a_reason(n, tmp_path):
+    out = tmp_path / f"small{n}.h5"
+    done = mpirun(n, "-m", "tessera_mpi.suite", "--tests", "faults", "--quick", "--out", str(out), timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    check = read_results(out).checks["faults"]
+    if n == 1:
+        assert check.status == "skipped" and "at least two ranks" in check.message
+        return
+    assert check.status == "passed", check.message
+    skipped = [str(s) for s in check.attrs["skipped_scenarios"]]
+    assert all("(needs " in s for s in skipped) and f"skipped for too few ranks: {skipped[0]}" in check.headline
+    assert ("corruption-verify (needs 3 ranks" in skipped[0]) == (n == 2)

@@ -161,3 +161,38 @@ def test_errors_are_raised_on_every_rank(mesh, world):
     with pytest.raises(TypeError, match="float32 and float64"):
         op.all_reduce(dist.tensor((3,), mesh=mesh, dtype=np.float16), "sum", deterministic=True)
     world.Barrier()
+
+
+LAYOUT_KINDS = {
+    "replicated": dist.Replicate(),
+    "rows over tp": dist.ShardSpec(("row",), ("tp",)),
+    "cols over dp": dist.ShardSpec(("col",), ("dp",)),
+    "rows x cols over tp x dp": dist.ShardSpec(("row", "col"), ("tp", "dp")),
+}
+OPS = {
+    "all_reduce": lambda x: op.all_reduce(x, "sum"),
+    "all_gather": lambda x: op.all_gather(x),
+    "reduce_scatter": lambda x: op.reduce_scatter(x, "sum", axis="dp", dim=0),
+    "broadcast": lambda x: op.broadcast(x, root=1),
+    "all_to_all": lambda x: op.all_to_all(x, axis="dp", split_dim=0, concat_dim=1),
+    "shift": lambda x: op.shift(x, axis="tp"),
+}
+
+
+@pytest.mark.mpi(min_size=4)
+@pytest.mark.parametrize("layout", list(LAYOUT_KINDS))
+@pytest.mark.parametrize("name", list(OPS))
+def test_every_op_on_every_layout_kind_works_or_says_why_on_every_rank(mesh, name, layout):
+    """No AttributeError and no rank on its own: a result, or the same clear error everywhere."""
+    x = dist.tensor((8, 6), layout=LAYOUT_KINDS[layout], mesh=mesh)
+    try:
+        y = OPS[name](x)
+        # shift hands each rank its neighbour's block on purpose: its data are not in place.
+        outcome = ("ok", str(y.layout), name == "shift" or y.sharding_valid())
+    except (LayoutError, AxisError, ValueError, TypeError) as exc:
+        outcome = (type(exc).__name__, str(exc), True)
+    everyone = mesh.comm.allgather(outcome)
+    assert_all(all(o == everyone[0] for o in everyone), f"{name} on {layout}: {everyone}")
+    assert_all(outcome[2], f"{name} on {layout}: the result's shards are not where its layout says")
+    if name == "all_gather" and layout == "replicated":
+        assert_all(outcome[0] == "LayoutError" and "nothing to gather" in outcome[1], str(outcome))
