@@ -158,14 +158,19 @@ def all_reduce(
     error = None
     if type(op) is not str or op not in REDUCE_OPS or (out is not None and out is not x) or deterministic \
             or op == "avg":
-        def validate() -> None:
-            _reduce_op(op, "op.all_reduce")
+        # Inline rather than through _argument_error: this is every out= call's path.
+        try:
+            if type(op) is not str or op not in REDUCE_OPS:
+                _reduce_op(op, "op.all_reduce")
             if out is not None and out is not x:
                 _output(x, out, "op.all_reduce")
             if deterministic or op == "avg":
                 _check_reduction(op, dtype, deterministic and op in ("sum", "avg") and dtype.kind == "f",
                                  algorithm, "op.all_reduce")
-        error = _argument_error(check, validate)
+        except (TypeError, ValueError) as exc:
+            if not check:
+                raise
+            error = exc
     if check:
         agree_call(group, "op.all_reduce", _signature(x, op if error is None else repr(op), axes, deterministic,
                                                       algorithm), local=x.local_shape, error=error)
