@@ -94,3 +94,8 @@ class CollectiveAssertionError(TesseraError, AssertionError):
     def __init__(self, message: str, failing: tuple[int, ...]) -> None:
         super().__init__(message)
         self.failing = failing
+
+
+class CompiledLoopUnavailable(TesseraError, RuntimeError):
+    """The compiled timed loop cannot be built or loaded here (no mpicc, a build error, or it would
+    call another MPI library than mpi4py's); timed loops then run in Python and say so."""
