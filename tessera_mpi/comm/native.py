@@ -42,9 +42,11 @@ MPICC_ENV = "TESSERA_MPICC"
 DISABLE_ENV = "TESSERA_COMPILED_LOOP"
 """Set to 0 to run every timed loop in Python."""
 SOURCE = Path(__file__).with_name("timed_loop.c")
-ABI = 1
+ABI = 2
 """TESSERA_LOOP_ABI of timed_loop.c that this module calls."""
 
+WINDOWS = {"send": 0, "receive": 1, "exchange": 2}
+"""The point-to-point windows timed_loop.c runs, by its enum."""
 KINDS = {"all_reduce": 0, "all_gather": 1, "reduce_scatter": 2, "broadcast": 3, "all_to_all": 4,
          "sendrecv": 5, "sendrecv_replace": 6}
 """The collectives timed_loop.c runs, by its enum."""
@@ -64,6 +66,14 @@ class Library:
         rc = self.dll.tessera_timed_loop(kind, comm, dtype, op, send, recv, count, a, b, warmup, iterations,
                                          stamps, ctypes.byref(failed))
         return int(rc), int(failed.value)
+
+    def window(self, mode: int, comm: int, dtype: int, send: int, recvs: ctypes.Array, count: int,
+               window: int, peer: int, tag: int) -> tuple[int, float]:
+        """Run timed_loop.c's window; return (MPI error code, seconds)."""
+        seconds = ctypes.c_double(0.0)
+        rc = self.dll.tessera_window(mode, comm, dtype, send, recvs, count, window, peer, tag,
+                                     ctypes.byref(seconds))
+        return int(rc), float(seconds.value)
 
 
 _loaded: Library | None = None
@@ -170,4 +180,6 @@ def _load(path: Path) -> Library:
     p, i, lng = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
     dll.tessera_timed_loop.argtypes = [i, p, p, p, p, p, i, i, i, lng, lng, p, p]
     dll.tessera_timed_loop.restype = i
+    dll.tessera_window.argtypes = [i, p, p, p, p, i, i, i, i, p]
+    dll.tessera_window.restype = i
     return Library(dll=dll, path=path)

@@ -6,10 +6,11 @@
  * Python side independent of whether this MPI's handles are integers or pointers.
  */
 #include <mpi.h>
+#include <stdlib.h>
 
 enum { ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER, BROADCAST, ALL_TO_ALL, SENDRECV, SENDRECV_REPLACE };
 
-#define TESSERA_LOOP_ABI 1
+#define TESSERA_LOOP_ABI 2
 
 int tessera_loop_abi(void) { return TESSERA_LOOP_ABI; }
 
@@ -61,4 +62,35 @@ int tessera_timed_loop(int kind, const void *comm_h, const void *type_h, const v
         stamps[i + 1] = MPI_Wtime();
     }
     return MPI_SUCCESS;
+}
+
+enum { WINDOW_SEND, WINDOW_RECEIVE, WINDOW_EXCHANGE };
+
+/* One point-to-point window with `peer` (fabric/p2p.py, as osu_bw and osu_bibw): SEND posts
+ * `window` sends of `send` and waits for a one-byte acknowledgement (tag + 1), so the clock
+ * covers delivery; RECEIVE posts `window` receives into recvs[i] and acknowledges; EXCHANGE
+ * posts the receives and the sends at once. *seconds: from the first post to completion. */
+int tessera_window(int mode, const void *comm_h, const void *type_h, const void *send,
+                   void *const *recvs, int count, int window, int peer, int tag, double *seconds) {
+    MPI_Comm comm = *(const MPI_Comm *)comm_h;
+    MPI_Datatype type = *(const MPI_Datatype *)type_h;
+    MPI_Request *requests = malloc(sizeof(MPI_Request) * 2 * (size_t)window);
+    unsigned char ack = 0;
+    int n = 0, rc = MPI_SUCCESS;
+    if (!requests) return MPI_ERR_NO_MEM;
+    double start = MPI_Wtime();
+    if (mode != WINDOW_SEND)
+        for (int i = 0; i < window && rc == MPI_SUCCESS; i++)
+            rc = MPI_Irecv(recvs[i], count, type, peer, tag, comm, &requests[n++]);
+    if (mode != WINDOW_RECEIVE)
+        for (int i = 0; i < window && rc == MPI_SUCCESS; i++)
+            rc = MPI_Isend(send, count, type, peer, tag, comm, &requests[n++]);
+    if (rc == MPI_SUCCESS) rc = MPI_Waitall(n, requests, MPI_STATUSES_IGNORE);
+    if (rc == MPI_SUCCESS && mode == WINDOW_SEND)
+        rc = MPI_Recv(&ack, 1, MPI_BYTE, peer, tag + 1, comm, MPI_STATUS_IGNORE);
+    if (rc == MPI_SUCCESS && mode == WINDOW_RECEIVE)
+        rc = MPI_Send(&ack, 1, MPI_BYTE, peer, tag + 1, comm);
+    *seconds = MPI_Wtime() - start;
+    free(requests);
+    return rc;
 }

@@ -23,6 +23,7 @@ check or `op`:
 
 from __future__ import annotations
 
+import ctypes
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -108,6 +109,12 @@ class Transport(ABC):
     def bind_loop(self, collective: str, send: Any, recv: Any, **kwargs: Any) -> Loop | None:
         """Return the compiled timed loop of `collective` on these buffers, or None when this
         transport has none for it (the timed loop then runs in Python)."""
+        return None
+
+    def bind_window(self, mode: str, send: Any, recvs: Sequence[Any], *, peer: int,
+                    tag: int) -> Callable[[], float] | None:
+        """Return a compiled point-to-point window (`mode` "send", "receive" or "exchange", as
+        `fabric.p2p` runs them) that returns its seconds, or None when this transport has none."""
         return None
 
     def lost(self, exc: BaseException, what: str, where: Callable[[int], str] | None) -> BaseException:
@@ -250,6 +257,32 @@ class MpiTransport(Transport):
                 raise MPI.Exception(rc)
 
         return loop
+
+    def bind_window(self, mode: str, send: Any, recvs: Sequence[Any], *, peer: int,
+                    tag: int) -> Callable[[], float] | None:
+        """The compiled window (comm.native) on host NumPy buffers of one dtype and size."""
+        lib = native.library()
+        arrays = [send, *recvs]
+        if lib is None or not recvs or not all(isinstance(a, np.ndarray) and a.flags.c_contiguous
+                                               and a.dtype == send.dtype and a.size == send.size for a in arrays):
+            return None
+        try:
+            dtype = MPI.Datatype.fromcode(send.dtype.char)
+        except (KeyError, ValueError):
+            return None
+        handles = (self.comm, dtype)  # kept alive with the window: the C side reads their storage
+        comm_at, type_at = (MPI._addressof(h) for h in handles)
+        pointers = (ctypes.c_void_p * len(recvs))(*(r.ctypes.data for r in recvs))
+        mode_number, send_at, count = native.WINDOWS[mode], send.ctypes.data, send.size
+
+        def window() -> float:
+            assert handles and arrays
+            rc, seconds = lib.window(mode_number, comm_at, type_at, send_at, pointers, count, len(recvs), peer, tag)
+            if rc != MPI.SUCCESS:
+                raise MPI.Exception(rc)
+            return seconds
+
+        return window
 
     def lost(self, exc: BaseException, what: str, where: Callable[[int], str] | None) -> BaseException:
         """With real fault tolerance and a failure-class error, revoke the communicator (so

@@ -2,14 +2,18 @@
 
 A window of non-blocking sends of one message each; unidirectional waits for a one-byte
 acknowledgement so the sender's clock covers delivery; bidirectional sends both ways at once.
-Every received message is checked against the sender's pattern (fabric.pattern). Pairs are
+Every received message is checked against the sender's pattern (fabric.pattern). On host
+buffers a window's posts, waits and clock run in compiled code (`Transport.bind_window`), else
+in Python; `Buffers.loop` says which ran last. Either side's choice is its own: both post the
+same messages. Pairs are
 scheduled in rounds (the circle method), so all pairs of N ranks take N-1 rounds (N if odd),
 every rank busy in every round.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,6 +58,9 @@ class Buffers:
     send: Any
     recv: list[Any]
     count: int
+    loop: str = "python"
+    """The loop of the last window on these buffers: "compiled" or "python"."""
+    _windows: dict[tuple[str, int, int], Callable[[], float] | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def make(cls, rt: Runtime, rank: int, count: int, window: int) -> Buffers:
@@ -66,6 +73,17 @@ class Buffers:
         return int(self.send.nbytes)
 
 
+def _window(group: Group, buffers: Buffers, mode: str, peer: int) -> Callable[[], float] | None:
+    """The compiled window on these buffers (bound once per mode, peer and transport), or None."""
+    key = (mode, peer, id(group.transport))
+    if key not in buffers._windows:
+        buffers._windows[key] = None if group.staging.device else \
+            group.transport.bind_window(mode, buffers.send, buffers.recv, peer=peer, tag=TAG)
+    window = buffers._windows[key]
+    buffers.loop = "python" if window is None else "compiled"
+    return window
+
+
 def _wrong(rt: Runtime, buffers: Buffers, source: int) -> int:
     """Count the wrong elements received from `source` (after the call: planned corruption
     strikes the last message as the call ends)."""
@@ -76,8 +94,11 @@ def _wrong(rt: Runtime, buffers: Buffers, source: int) -> int:
 def send_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, dest: int) -> float:
     """Send a window of messages to `dest` and wait for its acknowledgement; return seconds."""
     group = as_group(group)
+    window = _window(group, buffers, "send", dest)
     ack = np.zeros(1, dtype=np.uint8)
     with group.call("p2p send") as call:
+        if window is not None:
+            return window()
         start = MPI.Wtime()
         call.wait_all([call.start_send(buffers.send, dest=dest, tag=TAG) for _ in buffers.recv])
         group.comm.Recv(ack, source=dest, tag=TAG + 1)
@@ -88,19 +109,29 @@ def send_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, des
 def receive_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, source: int) -> int:
     """Receive a window of messages from `source`, acknowledge; return wrong elements."""
     group = as_group(group)
+    window = _window(group, buffers, "receive", source)
     with group.call("p2p receive") as call:
-        call.wait_all([call.start_recv(r, source=source, tag=TAG) for r in buffers.recv])
-        group.comm.Send(np.zeros(1, dtype=np.uint8), dest=source, tag=TAG + 1)
+        if window is not None:
+            window()
+            call.result(buffers.recv[-1])
+        else:
+            call.wait_all([call.start_recv(r, source=source, tag=TAG) for r in buffers.recv])
+            group.comm.Send(np.zeros(1, dtype=np.uint8), dest=source, tag=TAG + 1)
     return _wrong(rt, buffers, source)
 
 
 def exchange_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, peer: int) -> tuple[float, int]:
     """Send a window to `peer` while receiving one from it; return (seconds, wrong elements)."""
     group = as_group(group)
+    window = _window(group, buffers, "exchange", peer)
     with group.call("p2p exchange") as call:
-        start = MPI.Wtime()
-        receives = [call.start_recv(r, source=peer, tag=TAG) for r in buffers.recv]
-        sends = [call.start_send(buffers.send, dest=peer, tag=TAG) for _ in buffers.recv]
-        call.wait_all(receives + sends)
-        seconds = MPI.Wtime() - start
+        if window is not None:
+            seconds = window()
+            call.result(buffers.recv[-1])
+        else:
+            start = MPI.Wtime()
+            receives = [call.start_recv(r, source=peer, tag=TAG) for r in buffers.recv]
+            sends = [call.start_send(buffers.send, dest=peer, tag=TAG) for _ in buffers.recv]
+            call.wait_all(receives + sends)
+            seconds = MPI.Wtime() - start
     return seconds, _wrong(rt, buffers, peer)

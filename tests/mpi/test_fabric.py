@@ -6,6 +6,7 @@ from mpi4py import MPI
 
 from tessera_mpi.testing import assert_all
 from tessera_mpi import dist, op, profile, runtime
+from tessera_mpi.comm import native
 from tessera_mpi.fabric.busbw import bus_factor
 from tessera_mpi.fabric.p2p import Buffers, exchange_window, receive_window, send_window
 from tessera_mpi.fabric.sweep import VARIANTS, kernel, measure, verify
@@ -62,8 +63,12 @@ def test_profile_session_records_op_calls(world):
 
 
 @pytest.mark.mpi(min_size=4)
-def test_point_to_point_windows_deliver_the_sender_pattern(world):
+@pytest.mark.parametrize("loop", ["compiled", "python"])
+def test_point_to_point_windows_deliver_the_sender_pattern(world, loop, monkeypatch):
     rt = runtime.start()
+    if loop == "python":
+        monkeypatch.setattr(native, "_loaded", None)
+        monkeypatch.setattr(native, "_reason", "forced by the test")
     buffers = Buffers.make(rt, world.rank, 1000, 3)
     peer = world.rank ^ 1
     if world.rank % 2 == 0:
@@ -72,7 +77,8 @@ def test_point_to_point_windows_deliver_the_sender_pattern(world):
     else:
         seconds, wrong = 1.0, receive_window(world, rt, buffers, peer)
     both, bad = exchange_window(world, rt, buffers, peer)
-    assert_all(seconds > 0 and both > 0 and wrong == 0 and bad == 0)
+    assert_all(seconds > 0 and both > 0 and wrong == 0 and bad == 0 and buffers.loop == loop,
+               f"seconds={seconds} both={both} wrong={wrong},{bad} loop={buffers.loop}")
 
 
 @pytest.mark.mpi(min_size=4)

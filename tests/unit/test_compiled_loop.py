@@ -14,6 +14,7 @@ from tessera_mpi.comm import hooks, native
 from tessera_mpi.comm.call import Group
 from tessera_mpi.comm.transport import MpiTransport
 from tessera_mpi.errors import CompiledLoopUnavailable
+from tessera_mpi.fabric import p2p
 from tessera_mpi.fabric.collectives import SWEPT, TABLE
 from tessera_mpi.fabric.sweep import kernel, measure, verify
 from tessera_mpi.fabric.timing import time_loop
@@ -180,3 +181,13 @@ def test_device_buffers_are_timed_by_events_around_the_batch(rt):
 def test_an_unknown_loop_is_refused(rt):
     with pytest.raises(ValueError, match="loop must be"):
         measure("all_reduce", MPI.COMM_SELF, rt, size_bytes=64, loop="numba")  # type: ignore[arg-type]
+
+
+def test_a_compiled_exchange_window_delivers_and_is_recorded(rt):
+    buffers = p2p.Buffers.make(rt, 0, 300, 3)
+    seconds, wrong = p2p.exchange_window(MPI.COMM_SELF, rt, buffers, 0)
+    assert seconds > 0 and wrong == 0 and buffers.loop == "compiled"
+    for r in buffers.recv:
+        r[...] = 0
+    seconds, wrong = p2p.exchange_window(MPI.COMM_SELF, rt, buffers, 0)
+    assert wrong == 0, "every message of the window arrived"
