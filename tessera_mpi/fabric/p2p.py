@@ -64,9 +64,10 @@ class Buffers:
 
     @classmethod
     def make(cls, rt: Runtime, rank: int, count: int, window: int) -> Buffers:
-        xp = rt.backend.xp
-        return cls(send=values(xp, rank, 0, count, np.float32),
-                   recv=[xp.empty(count, dtype=np.float32) for _ in range(window)], count=count)
+        backend = rt.backend
+        send = backend.empty(count, np.float32)
+        send[...] = values(backend.xp, rank, 0, count, np.float32)
+        return cls(send=send, recv=[backend.empty(count, np.float32) for _ in range(window)], count=count)
 
     @property
     def nbytes(self) -> int:

@@ -75,9 +75,11 @@ def kernel(collective: str, group: Group | MPI.Intracomm, rt: Runtime, *, count:
     xp = rt.backend.xp
     me, p = group.rank, group.size
     send_count, recv_count = s.parts(s.send_parts, p) * count, s.parts(s.recv_parts, p) * count
-    source = values(xp, me, 0, send_count, dtype)
+    backend = rt.backend
+    source = backend.empty(send_count, dtype)
+    source[...] = values(xp, me, 0, send_count, dtype)
     if in_place:
-        buffer = xp.empty(max(send_count, recv_count), dtype=dtype)
+        buffer = backend.empty(max(send_count, recv_count), dtype)
         at = s.in_place_at(me, count)
 
         def load() -> None:
@@ -88,7 +90,7 @@ def kernel(collective: str, group: Group | MPI.Intracomm, rt: Runtime, *, count:
 
         send, recv, view = None, buffer, buffer[:recv_count]
     else:
-        recv = xp.empty(recv_count, dtype=dtype)
+        recv = backend.empty(recv_count, dtype)
         send, view, load = source, recv, (lambda: None)
     peers = _peers(collective, me, p)
     run, call = group.bind(collective, collective, send, recv, result=recv, **peers)

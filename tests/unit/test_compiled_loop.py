@@ -191,3 +191,11 @@ def test_a_compiled_exchange_window_delivers_and_is_recorded(rt):
         r[...] = 0
     seconds, wrong = p2p.exchange_window(MPI.COMM_SELF, rt, buffers, 0)
     assert wrong == 0, "every message of the window arrived"
+
+
+def test_host_benchmark_buffers_start_on_a_page(rt):
+    k = kernel("all_gather", MPI.COMM_SELF, rt, count=1000, dtype=np.float32, in_place=False)
+    assert k.result().ctypes.data % 4096 == 0
+    buffers = p2p.Buffers.make(rt, 0, 1000, 2)
+    assert all(a.ctypes.data % 4096 == 0 for a in (buffers.send, *buffers.recv))
+    assert rt.backend.empty(3, np.float64).ctypes.data % 4096 == 0
