@@ -33,7 +33,7 @@ from ..runtime import context
 from ..runtime.tracker import tracker
 from ..runtime.transfer import Staging
 from . import hooks, profiling
-from .transport import MpiTransport, ReduceOp, Transport
+from .transport import Loop, MpiTransport, ReduceOp, Transport
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +131,7 @@ class Batch:
     """A compiled timed loop run as one call (see `Group.bind_batch`); collective over the group."""
 
     call: Call
-    loop: Callable[[int, np.ndarray], None]
+    loop: Loop
     result: Any
 
     @property

@@ -2,12 +2,13 @@
 
 A window of non-blocking sends of one message each; unidirectional waits for a one-byte
 acknowledgement so the sender's clock covers delivery; bidirectional sends both ways at once.
-Every received message is checked against the sender's pattern (fabric.pattern). On host
-buffers a window's posts, waits and clock run in compiled code (`Transport.bind_window`), else
-in Python; `Buffers.loop` says which ran last. Either side's choice is its own: both post the
-same messages. Pairs are
+Every received message is checked against the sender's pattern (fabric.pattern). Pairs are
 scheduled in rounds (the circle method), so all pairs of N ranks take N-1 rounds (N if odd),
 every rank busy in every round.
+
+On host buffers a window's posts, waits, acknowledgement and clock run in compiled code
+(`Transport.bind_window`), else in Python; `Buffers.loop` says which ran last. Each side's
+choice is its own (no agreement needed): both post the same messages.
 """
 
 from __future__ import annotations

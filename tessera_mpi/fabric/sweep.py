@@ -26,7 +26,8 @@ from .collectives import SWEPT, TABLE, spec
 from .pattern import values
 from .timing import Timing, iterations_for, time_loop
 
-Loop = Literal["auto", "python"]
+LoopChoice = Literal["auto", "python"]
+"""`measure`'s loop: "auto" (compiled where every rank has it) or "python" (always)."""
 
 VARIANTS: dict[str, tuple[bool, ...]] = {name: TABLE[name].variants for name in SWEPT}
 """The variants (in_place flags) of each swept collective, from the table of collectives."""
@@ -72,10 +73,10 @@ def kernel(collective: str, group: Group | MPI.Intracomm, rt: Runtime, *, count:
     """
     group = as_group(group)
     s = spec(collective)
-    xp = rt.backend.xp
+    backend = rt.backend
+    xp = backend.xp
     me, p = group.rank, group.size
     send_count, recv_count = s.parts(s.send_parts, p) * count, s.parts(s.recv_parts, p) * count
-    backend = rt.backend
     source = backend.empty(send_count, dtype)
     source[...] = values(xp, me, 0, send_count, dtype)
     if in_place:
@@ -167,7 +168,7 @@ def measure(
     in_place: bool = False,
     budget_s: float = 0.2,
     max_iterations: int = 1000,
-    loop: Loop = "auto",
+    loop: LoopChoice = "auto",
     percentiles: bool = False,
 ) -> Measurement:
     """Verify, then time `collective` at `size_bytes` (nccl-tests size) for about `budget_s`.
