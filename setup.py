@@ -16,7 +16,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["tessera_mpi", "tessera_mpi.*"]),
-    package_data={"tessera_mpi": ["py.typed"]},
+    # timed_loop.c is compiled on first use with the MPI's mpicc (comm/native.py).
+    package_data={"tessera_mpi": ["py.typed", "comm/timed_loop.c"]},
     install_requires=[
         "mpi4py>=4.0",
         "numpy>=1.24",

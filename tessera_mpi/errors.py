@@ -104,3 +104,8 @@ class UnplannedLossError(TesseraError, RuntimeError):
         super().__init__(message)
         self.failed = failed
         """World ranks lost."""
+
+
+class CompiledLoopUnavailable(TesseraError, RuntimeError):
+    """The compiled timed loop cannot be built or loaded here (no mpicc, a build error, or it would
+    call another MPI library than mpi4py's); timed loops then run in Python and say so."""

@@ -33,7 +33,7 @@ from ..runtime import context
 from ..runtime.tracker import tracker
 from ..runtime.transfer import Staging
 from . import hooks, profiling
-from .transport import MpiTransport, ReduceOp, Transport
+from .transport import Loop, MpiTransport, ReduceOp, Transport
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +112,45 @@ class Group:
             leave(None, None, None)
 
         return run, call
+
+    def bind_batch(self, call: Call, collective: str, send: Any, recv: Any, *, result: Any = None,
+                   **kwargs: Any) -> Batch | None:
+        """Return the compiled loop of `collective` on these buffers as one run of `call` (the
+        call path's steps once around the whole batch), or None where there is none: device
+        buffers (staged on every call), a transport or collective without a compiled loop.
+
+        For `fabric.timing.time_loop`, with the `run` of `bind` on the same buffers as its
+        Python fallback.
+        """
+        loop = None if self.staging.device else self.transport.bind_loop(collective, send, recv, **kwargs)
+        return None if loop is None else Batch(call, loop, result)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A compiled timed loop run as one call (see `Group.bind_batch`); collective over the group."""
+
+    call: Call
+    loop: Loop
+    result: Any
+
+    @property
+    def usable(self) -> bool:
+        """False while planned faults are active: they strike each call, so the loop runs in
+        Python (local: the caller agrees with the other ranks)."""
+        return not (hooks.active and self.call.inject and self.call.group.tracked)
+
+    def __call__(self, warmup: int, stamps: np.ndarray) -> None:
+        """`warmup` calls, a barrier, len(stamps) - 1 timed calls; the clock in `stamps`."""
+        call = self.call
+        call.__enter__()
+        try:
+            self.loop(warmup, stamps)
+        except BaseException as exc:
+            call.__exit__(type(exc), exc, None)  # raises what the failure means, if not `exc` itself
+            raise
+        call._result = self.result
+        call.__exit__(None, None, None)
 
 
 class Call:

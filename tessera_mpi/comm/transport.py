@@ -23,6 +23,7 @@ check or `op`:
 
 from __future__ import annotations
 
+import ctypes
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -34,9 +35,15 @@ from mpi4py import MPI
 from ..errors import DeviceLostError
 from ..runtime import context
 from ..runtime.ft import FAILURE_CLASSES, learn_failed
+from . import native
 
 ReduceOp = str
 """One of "sum", "prod", "max", "min" (an average is a sum the caller divides)."""
+
+Loop = Callable[[int, np.ndarray], None]
+"""`loop(warmup, stamps)`: `warmup` calls, a barrier, then len(stamps) - 1 timed calls, all in
+compiled code; stamps[0] is the clock after the barrier and stamps[i + 1] after call i (MPI.Wtime
+seconds). Collective over the transport's group; a failed call raises the transport's error."""
 
 
 class Transport(ABC):
@@ -98,6 +105,17 @@ class Transport(ABC):
         if collective == "broadcast":
             return partial(self.broadcast, recv, **kwargs)
         return partial(getattr(self, collective), send, recv, **kwargs)
+
+    def bind_loop(self, collective: str, send: Any, recv: Any, **kwargs: Any) -> Loop | None:
+        """Return the compiled timed loop of `collective` on these buffers, or None when this
+        transport has none for it (the timed loop then runs in Python)."""
+        return None
+
+    def bind_window(self, mode: str, send: Any, recvs: Sequence[Any], *, peer: int,
+                    tag: int) -> Callable[[], float] | None:
+        """Return a compiled point-to-point window (`mode` "send", "receive" or "exchange", as
+        `fabric.p2p` runs them) that returns its seconds, or None when this transport has none."""
+        return None
 
     def lost(self, exc: BaseException, what: str, where: Callable[[int], str] | None) -> BaseException:
         """Return what to raise for `exc`, an error of this transport inside call `what`."""
@@ -202,6 +220,69 @@ class MpiTransport(Transport):
         if collective == "sendrecv":
             return partial(comm.Sendrecv_replace, recv, dest=kwargs["dest"], source=kwargs["source"])
         return super().bind(collective, send, recv, **kwargs)
+
+    def bind_loop(self, collective: str, send: Any, recv: Any, **kwargs: Any) -> Loop | None:
+        """The compiled loop (comm.native) on host NumPy buffers, for the equal-block forms of the
+        swept collectives with a predefined datatype; None otherwise or when it is not built."""
+        lib = native.library()
+        arrays = [a for a in (send, recv) if a is not None]
+        if lib is None or collective not in native.KINDS or not all(isinstance(a, np.ndarray) and
+                                                                    a.flags.c_contiguous for a in arrays):
+            return None
+        if {"counts", "send_counts", "recv_counts", "tag"} & set(kwargs):
+            return None
+        try:
+            # The predefined datatype (reductions are defined on it; dtlib's answer is a duplicate).
+            dtype = MPI.Datatype.fromcode(recv.dtype.char)
+        except (KeyError, ValueError):
+            return None
+        p = self.comm.size
+        # Counts as mpi4py derives them from the buffers: per-rank blocks where the call has blocks.
+        count = {"all_gather": recv.size // p, "all_to_all": recv.size // p,
+                 "reduce_scatter": recv.size // p if send is None else recv.size}.get(collective, recv.size)
+        kind = native.KINDS["sendrecv_replace" if collective == "sendrecv" and send is None else collective]
+        op = _MPI_OPS[kwargs.get("op", "sum")]
+        a, b = {"broadcast": (kwargs.get("root", 0), 0),
+                "sendrecv": (kwargs.get("dest", 0), kwargs.get("source", 0))}.get(collective, (0, 0))
+        handles = (self.comm, dtype, op)  # kept alive with the loop: the C side reads their storage
+        comm_at, type_at, op_at = (MPI._addressof(h) for h in handles)
+        send_at = 0 if send is None else send.ctypes.data
+        recv_at = recv.ctypes.data
+
+        def loop(warmup: int, stamps: np.ndarray) -> None:
+            assert stamps.dtype == np.float64 and stamps.flags.c_contiguous and handles
+            rc, _ = lib.loop(kind, comm_at, type_at, op_at, send_at, recv_at, count, a, b, warmup,
+                             len(stamps) - 1, stamps.ctypes.data)
+            if rc != MPI.SUCCESS:
+                raise MPI.Exception(rc)
+
+        return loop
+
+    def bind_window(self, mode: str, send: Any, recvs: Sequence[Any], *, peer: int,
+                    tag: int) -> Callable[[], float] | None:
+        """The compiled window (comm.native) on host NumPy buffers of one dtype and size."""
+        lib = native.library()
+        arrays = [send, *recvs]
+        if lib is None or not recvs or not all(isinstance(a, np.ndarray) and a.flags.c_contiguous
+                                               and a.dtype == send.dtype and a.size == send.size for a in arrays):
+            return None
+        try:
+            dtype = MPI.Datatype.fromcode(send.dtype.char)
+        except (KeyError, ValueError):
+            return None
+        handles = (self.comm, dtype)  # kept alive with the window: the C side reads their storage
+        comm_at, type_at = (MPI._addressof(h) for h in handles)
+        pointers = (ctypes.c_void_p * len(recvs))(*(r.ctypes.data for r in recvs))
+        mode_number, send_at, count = native.WINDOWS[mode], send.ctypes.data, send.size
+
+        def window() -> float:
+            assert handles and arrays
+            rc, seconds = lib.window(mode_number, comm_at, type_at, send_at, pointers, count, len(recvs), peer, tag)
+            if rc != MPI.SUCCESS:
+                raise MPI.Exception(rc)
+            return seconds
+
+        return window
 
     def lost(self, exc: BaseException, what: str, where: Callable[[int], str] | None) -> BaseException:
         """With real fault tolerance and a failure-class error, revoke the communicator (so

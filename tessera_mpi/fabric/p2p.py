@@ -5,11 +5,16 @@ acknowledgement so the sender's clock covers delivery; bidirectional sends both 
 Every received message is checked against the sender's pattern (fabric.pattern). Pairs are
 scheduled in rounds (the circle method), so all pairs of N ranks take N-1 rounds (N if odd),
 every rank busy in every round.
+
+On host buffers a window's posts, waits, acknowledgement and clock run in compiled code
+(`Transport.bind_window`), else in Python; `Buffers.loop` says which ran last. Each side's
+choice is its own (no agreement needed): both post the same messages.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,16 +59,31 @@ class Buffers:
     send: Any
     recv: list[Any]
     count: int
+    loop: str = "python"
+    """The loop of the last window on these buffers: "compiled" or "python"."""
+    _windows: dict[tuple[str, int, int], Callable[[], float] | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def make(cls, rt: Runtime, rank: int, count: int, window: int) -> Buffers:
-        xp = rt.backend.xp
-        return cls(send=values(xp, rank, 0, count, np.float32),
-                   recv=[xp.empty(count, dtype=np.float32) for _ in range(window)], count=count)
+        backend = rt.backend
+        send = backend.empty(count, np.float32)
+        send[...] = values(backend.xp, rank, 0, count, np.float32)
+        return cls(send=send, recv=[backend.empty(count, np.float32) for _ in range(window)], count=count)
 
     @property
     def nbytes(self) -> int:
         return int(self.send.nbytes)
+
+
+def _window(group: Group, buffers: Buffers, mode: str, peer: int) -> Callable[[], float] | None:
+    """The compiled window on these buffers (bound once per mode, peer and transport), or None."""
+    key = (mode, peer, id(group.transport))
+    if key not in buffers._windows:
+        buffers._windows[key] = None if group.staging.device else \
+            group.transport.bind_window(mode, buffers.send, buffers.recv, peer=peer, tag=TAG)
+    window = buffers._windows[key]
+    buffers.loop = "python" if window is None else "compiled"
+    return window
 
 
 def _wrong(rt: Runtime, buffers: Buffers, source: int) -> int:
@@ -76,8 +96,11 @@ def _wrong(rt: Runtime, buffers: Buffers, source: int) -> int:
 def send_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, dest: int) -> float:
     """Send a window of messages to `dest` and wait for its acknowledgement; return seconds."""
     group = as_group(group)
+    window = _window(group, buffers, "send", dest)
     ack = np.zeros(1, dtype=np.uint8)
     with group.call("p2p send") as call:
+        if window is not None:
+            return window()
         start = MPI.Wtime()
         call.wait_all([call.start_send(buffers.send, dest=dest, tag=TAG) for _ in buffers.recv])
         group.comm.Recv(ack, source=dest, tag=TAG + 1)
@@ -88,19 +111,29 @@ def send_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, des
 def receive_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, source: int) -> int:
     """Receive a window of messages from `source`, acknowledge; return wrong elements."""
     group = as_group(group)
+    window = _window(group, buffers, "receive", source)
     with group.call("p2p receive") as call:
-        call.wait_all([call.start_recv(r, source=source, tag=TAG) for r in buffers.recv])
-        group.comm.Send(np.zeros(1, dtype=np.uint8), dest=source, tag=TAG + 1)
+        if window is not None:
+            window()
+            call.result(buffers.recv[-1])
+        else:
+            call.wait_all([call.start_recv(r, source=source, tag=TAG) for r in buffers.recv])
+            group.comm.Send(np.zeros(1, dtype=np.uint8), dest=source, tag=TAG + 1)
     return _wrong(rt, buffers, source)
 
 
 def exchange_window(group: Group | MPI.Intracomm, rt: Runtime, buffers: Buffers, peer: int) -> tuple[float, int]:
     """Send a window to `peer` while receiving one from it; return (seconds, wrong elements)."""
     group = as_group(group)
+    window = _window(group, buffers, "exchange", peer)
     with group.call("p2p exchange") as call:
-        start = MPI.Wtime()
-        receives = [call.start_recv(r, source=peer, tag=TAG) for r in buffers.recv]
-        sends = [call.start_send(buffers.send, dest=peer, tag=TAG) for _ in buffers.recv]
-        call.wait_all(receives + sends)
-        seconds = MPI.Wtime() - start
+        if window is not None:
+            seconds = window()
+            call.result(buffers.recv[-1])
+        else:
+            start = MPI.Wtime()
+            receives = [call.start_recv(r, source=peer, tag=TAG) for r in buffers.recv]
+            sends = [call.start_send(buffers.send, dest=peer, tag=TAG) for _ in buffers.recv]
+            call.wait_all(receives + sends)
+            seconds = MPI.Wtime() - start
     return seconds, _wrong(rt, buffers, peer)

@@ -14,17 +14,20 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from mpi4py import MPI
 
-from ..comm.call import Call, Group
+from ..comm.call import Batch, Call, Group
 from ..runtime import Runtime
 from .busbw import algbw_gbps, busbw_gbps
 from .collectives import SWEPT, TABLE, spec
 from .pattern import values
 from .timing import Timing, iterations_for, time_loop
+
+LoopChoice = Literal["auto", "python"]
+"""`measure`'s loop: "auto" (compiled where every rank has it) or "python" (always)."""
 
 VARIANTS: dict[str, tuple[bool, ...]] = {name: TABLE[name].variants for name in SWEPT}
 """The variants (in_place flags) of each swept collective, from the table of collectives."""
@@ -46,6 +49,8 @@ class Kernel:
     call: Call
     """The bound call: `call.seconds` adds up the time spent inside it (a straggler, which
     arrives last, waits least)."""
+    batch: Batch | None = None
+    """The same call as a compiled timed loop, where the transport has one for it."""
 
 
 def _peers(collective: str, rank: int, ranks: int) -> dict[str, Any]:
@@ -68,12 +73,14 @@ def kernel(collective: str, group: Group | MPI.Intracomm, rt: Runtime, *, count:
     """
     group = as_group(group)
     s = spec(collective)
-    xp = rt.backend.xp
+    backend = rt.backend
+    xp = backend.xp
     me, p = group.rank, group.size
     send_count, recv_count = s.parts(s.send_parts, p) * count, s.parts(s.recv_parts, p) * count
-    source = values(xp, me, 0, send_count, dtype)
+    source = backend.empty(send_count, dtype)
+    source[...] = values(xp, me, 0, send_count, dtype)
     if in_place:
-        buffer = xp.empty(max(send_count, recv_count), dtype=dtype)
+        buffer = backend.empty(max(send_count, recv_count), dtype)
         at = s.in_place_at(me, count)
 
         def load() -> None:
@@ -84,14 +91,17 @@ def kernel(collective: str, group: Group | MPI.Intracomm, rt: Runtime, *, count:
 
         send, recv, view = None, buffer, buffer[:recv_count]
     else:
-        recv = xp.empty(recv_count, dtype=dtype)
+        recv = backend.empty(recv_count, dtype)
         send, view, load = source, recv, (lambda: None)
-    run, call = group.bind(collective, collective, send, recv, result=recv, **_peers(collective, me, p))
+    peers = _peers(collective, me, p)
+    run, call = group.bind(collective, collective, send, recv, result=recv, **peers)
+    # Built here, before any timing: the first use compiles the loop (once per machine).
+    batch = group.bind_batch(call, collective, send, recv, result=recv, **peers)
     quiet = (lambda: recv.fill(0)) if in_place and s.reduces else (lambda: None)
     expected = s.expected
     assert expected is not None, f"{collective} is not a swept collective"
     return Kernel(run=run, load=load, result=lambda: view, expected=lambda: expected(xp, me, p, count, dtype),
-                  quiet=quiet, call=call)
+                  quiet=quiet, call=call, batch=batch)
 
 
 def as_group(group: Group | MPI.Intracomm) -> Group:
@@ -130,14 +140,20 @@ class Measurement:
             "time_us_avg": t.t_avg * 1e6, "time_us_min": t.t_min * 1e6, "time_us_max": t.t_max * 1e6,
             "time_us_p50": t.p50 * 1e6, "time_us_p99": t.p99 * 1e6,
             "host_time_us_max": (t.host_t_max if t.host_t_max is not None else t.t_max) * 1e6,
+            "loop": t.loop,
             "algbw_GBps": self.algbw_gbps, "busbw_GBps": self.busbw_gbps, "wrong": self.wrong,
         }
 
 
-def verify(k: Kernel, comm: Group | MPI.Intracomm, xp: Any) -> tuple[int, ...]:
-    """Run the kernel once on its verification input; return every rank's count of wrong elements."""
+def verify(k: Kernel, comm: Group | MPI.Intracomm, xp: Any, *, batch: Batch | None = None) -> tuple[int, ...]:
+    """Run the kernel once on its verification input (through `batch`, the compiled loop, when
+    given: the loop that times is the one verified); return every rank's count of wrong elements.
+    Collective: every rank passes a batch or none."""
     k.load()
-    k.run()
+    if batch is None:
+        k.run()
+    else:
+        batch(0, np.empty(2))
     wrong = int((k.result() != k.expected()).sum())
     return tuple(int(w) for w in as_group(comm).comm.allgather(wrong))
 
@@ -152,18 +168,27 @@ def measure(
     in_place: bool = False,
     budget_s: float = 0.2,
     max_iterations: int = 1000,
+    loop: LoopChoice = "auto",
+    percentiles: bool = False,
 ) -> Measurement:
     """Verify, then time `collective` at `size_bytes` (nccl-tests size) for about `budget_s`.
 
     The iteration count is calibrated from one call (the slowest rank's) and capped by bytes
-    moved, as IMB does; it is the same on every rank.
+    moved, as IMB does; it is the same on every rank. `loop="auto"` times in the compiled loop
+    where the call has one on every rank (`timing.loop` says which ran), "python" always in
+    Python. `percentiles` asks device-event timing for one event pair per iteration (see
+    `time_loop`).
     """
+    if loop not in ("auto", "python"):
+        raise ValueError(f"loop must be 'auto' or 'python', got {loop!r}")
     group = as_group(group)
     comm, s = group.comm, spec(collective)
     dtype = np.dtype(dtype)
     count = s.per_rank_count(size_bytes, comm.size, dtype.itemsize)
     k = kernel(collective, group, rt, count=count, dtype=dtype, in_place=in_place)
-    wrong = verify(k, group, rt.backend.xp)
+    compiled = loop == "auto" and comm.allreduce(int(k.batch is not None and k.batch.usable), op=MPI.MIN)
+    batch = k.batch if compiled else None
+    wrong = verify(k, group, rt.backend.xp, batch=batch)
     k.quiet()
     comm.Barrier()
     start = MPI.Wtime()
@@ -173,7 +198,8 @@ def measure(
     cap = min(max_iterations, iterations_for(size))
     iterations = max(2, min(cap, int(budget_s / max(once, 1e-7))))
     k.call.seconds = 0.0
-    timing = time_loop(comm, k.run, iterations=iterations, warmup=1, clock=rt.backend.clock())
+    timing = time_loop(comm, k.run, iterations=iterations, warmup=1, clock=rt.backend.clock(),
+                       batch=batch, percentiles=percentiles)
     waited = np.array(comm.allgather(k.call.seconds))
     spread = float((waited.max() - waited.min()) / max(timing.t_max * (iterations + 1), 1e-12))
     return Measurement(

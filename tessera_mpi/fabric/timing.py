@@ -1,9 +1,11 @@
 """The one timing helper: back-to-back iterations after a barrier and warm-up, IMB conventions.
 
-Each rank times every iteration with its backend's clock (MPI.Wtime for host buffers, device
-events for device buffers, and the host clock beside them so the two can be compared); the
-headline is the maximum over ranks of the per-rank mean (IMB's t_max), with the mean and
-minimum over ranks and per-iteration percentiles beside it.
+Each rank times its iterations with its backend's clock (MPI.Wtime for host buffers, every
+iteration, in compiled code where the call has a compiled loop; device events around the
+whole batch for device buffers, or around each iteration when percentiles are asked for, and
+the host clock beside them so the two can be compared); the headline is the maximum over
+ranks of the per-rank mean (IMB's t_max), with the mean and minimum over ranks and
+percentiles beside it (`time_loop` says what they are percentiles of in each mode).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from mpi4py import MPI
 
+from ..comm.call import Batch
 from ..runtime.backend import EventClock, HostClock
 
 Clock = HostClock | EventClock
@@ -39,6 +42,9 @@ class Timing:
 
     host_t_max: float | None = None
     """t_max by the host clock, when the times came from device events."""
+    loop: str = "python"
+    """The loop that issued the calls: "compiled" (barrier, warm-up, calls and clock in compiled
+    code) or "python"."""
 
 
 def iterations_for(nbytes: int, *, max_iterations: int = 1000, min_iterations: int = 5,
@@ -54,13 +60,29 @@ def time_loop(
     iterations: int,
     warmup: int = 2,
     clock: Clock | None = None,
+    batch: Batch | None = None,
+    percentiles: bool = False,
 ) -> Timing:
     """Run `body` `warmup` times, then `iterations` timed times, and summarize over `comm`.
 
     Collective over `comm`: every rank runs the same loop (body is typically a collective).
     `clock` defaults to the host clock; with device events the host clock is read as well.
+
+    Host clock: with a compiled `batch` of the same call (`Group.bind_batch`) usable on every
+    rank, the barrier, warm-up, calls and the clock after each call run in compiled code
+    (`loop="compiled"`), else the same steps in Python (`loop="python"`). Either way one clock
+    reading per iteration, so p50 and p99 are percentiles of single iterations.
+
+    Device events: one event pair around the whole batch, as nccl-tests does; every iteration
+    of a rank then counts as the batch's mean, so p50 and p99 are percentiles of the per-rank
+    means. With `percentiles` an event pair per iteration instead, and p50 and p99 are those of
+    single iterations (at the cost of an event record and a synchronize per iteration).
     """
     clock = HostClock() if clock is None else clock
+    if clock.name == "host" and batch is not None and comm.allreduce(int(batch.usable), op=MPI.MIN):
+        stamps = np.empty(iterations + 1)
+        batch(warmup, stamps)
+        return replace(summarize(comm, np.diff(stamps)), loop="compiled")
     for _ in range(warmup):
         body()
     comm.Barrier()
@@ -72,6 +94,15 @@ def time_loop(
             body()
             stamps[i + 1] = MPI.Wtime()
         return summarize(comm, np.diff(stamps))
+    if not percentiles:
+        wall = MPI.Wtime()
+        clock.start()
+        for _ in range(iterations):
+            body()
+        mean = clock.stop() / iterations
+        host_mean = (MPI.Wtime() - wall) / iterations
+        timing = summarize(comm, np.full(iterations, mean), clock=clock.name)
+        return replace(timing, host_t_max=summarize(comm, np.full(1, host_mean)).t_max)
     times = np.empty(iterations)
     host = np.empty(iterations)
     for i in range(iterations):

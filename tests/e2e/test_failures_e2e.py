@@ -80,7 +80,7 @@ def test_an_unplanned_loss_under_ulfm_is_one_report_and_an_error_record(tmp_path
     assert done.returncode == 1, text
     assert "Traceback" not in text and "MPI_ERR_PROC_FAILED" not in text, text
     lost = "unplanned loss during check 'planted': rank 3 (host "
-    assert text.count(f"tessera_mpi: rank 0 (host ") == 1 and lost in text, text
+    assert text.count("tessera_mpi: rank 0 (host ") == 1 and lost in text, text
     assert "at tp=0,pp=1,dp=1 was lost; this rank met it in " in text
     assert text.count("ending the job: the results file records it as an error") == 1, text
     run = read_results(out)

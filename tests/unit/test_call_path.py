@@ -43,6 +43,12 @@ class Failing(MpiTransport):
     def bind(self, collective: str, send: Any, recv: Any, **kwargs: Any) -> Any:
         return self._fail
 
+    def bind_loop(self, collective: str, send: Any, recv: Any, **kwargs: Any) -> Any:
+        return self._fail
+
+    def bind_window(self, mode: str, send: Any, recvs: Any, **kwargs: Any) -> Any:
+        return self._fail
+
     def lost(self, exc: BaseException, what: str, where: Any) -> BaseException:
         return self.lost_as if self.lost_as is not None else exc
 

@@ -3,6 +3,7 @@ element by element, bus bandwidth judged against the expected link bandwidth."""
 
 from __future__ import annotations
 
+from ...comm import native
 from ...fabric.collectives import SWEPT, TABLE
 from ...fabric.expectations import Expectation, expectation
 from ...results import table
@@ -157,6 +158,8 @@ def check_bandwidth(ctx: CheckContext) -> None:
         expectation_source=expect.source if expect else f"none: {unexpected}",
         min_efficiency=ctx.options.min_efficiency, sizes=f"{low}:{high}:{factor}",
         clock=results["all_reduce"][0].timing.clock, under_load=unloaded is not None,
+        loop=",".join(sorted({m.timing.loop for ms in results.values() for m in ms})),
+        loop_fallback=native.reason(),
     )
     verdict = (f"vs {expect.busbw_gbps:g} GB/s expected ({expect.source})" if expect
                else f"not judged: {unexpected}")

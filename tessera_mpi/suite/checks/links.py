@@ -161,7 +161,7 @@ def check_links(ctx: CheckContext) -> None:
              description="links below the slow fraction of the median (a single -1 row when none)")
     ctx.attrs.update(median_GBps=median, slow_fraction=fraction, message_bytes=buffers.nbytes,
                      window_ms=buffers.nbytes * WINDOW / (median * 1e9) * 1e3 if median > 0 else 0.0,
-                     window=WINDOW, rounds=len(schedule), judged=judged, peers=peers)
+                     window=WINDOW, rounds=len(schedule), judged=judged, peers=peers, loop=buffers.loop)
     blame = f"; {mesh.describe(culprit[0])} is an end of {culprit[1]} of them" if culprit else ""
     note = "" if judged else " (not judged: oversubscribed machine, timings reflect CPU scheduling)"
     tested = int((uni_matrix > 0).sum())
