@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import ROOT, mpirun
+from conftest import unproduced_samples, ROOT, mpirun
 
 from tessera_mpi.results import read_results
 from tessera_mpi.results.cli import run as results_cli
@@ -20,6 +20,7 @@ def test_mesh_and_sharding_at_72_ranks(tmp_path, capsys):
     assert any(line.split()[:2] == ["sharding", "PASSED"] for line in lines)
     assert "PASSED: 2 passed, 0 failed, 0 error, 0 skipped" in done.stdout
     assert done.stdout.count("sharding      PASSED") == 1, "rank 0 alone prints"
+    assert not unproduced_samples(ROOT / "README.md", done.stdout), "README's quick-start sample is stale"
 
     run = read_results(out)
     assert set(ROOT_ATTRS) <= set(run.attrs)
