@@ -185,6 +185,9 @@ def _finish(session: Session, history: list, *, elapsed_s: float, ok: bool) -> i
     options, writer = session.options, session.writer
     comparison, problem = None, ""
     if writer is not None:
+        # Every check has run: the file is complete (its exit code follows below).
+        writer.attrs["complete"] = True
+        writer.write()
         if options.baseline is not None:
             try:
                 comparison = session.reports.compare(writer)
