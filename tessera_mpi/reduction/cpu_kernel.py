@@ -41,10 +41,7 @@ import numpy as np
 
 from .formats import FloatFormat
 
-try:
-    import numba
-except ImportError:  # the NumPy digits path does everything, only slower
-    numba = None
+import importlib.util
 
 TILE = 512
 """Columns accumulated together: their state stays in L1 while the rows stream by."""
@@ -61,8 +58,9 @@ ABSOLUTE = np.uint64((1 << 63) - 1)
 
 
 def available() -> bool:
-    """Return whether the compiled kernel can run here."""
-    return numba is not None
+    """Return whether the compiled kernel can run here (numba installed; imported on first use,
+    as it costs about 0.4 s and 100 MB per process)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 def _accumulate(state: Any, rows: Any, width: int) -> None:
@@ -71,7 +69,7 @@ def _accumulate(state: Any, rows: Any, width: int) -> None:
     for j in range(width):
         hi, lo, lo2, err, mag = s[j], c[j], c2[j], b[j], a[j]
         for row in rows:
-            x = np.float64(row[j])
+            x = _load(row[j])
             total = hi + x
             virtual = total - hi
             q = (hi - (total - virtual)) + (x - virtual)
@@ -96,7 +94,7 @@ def _accumulate_one_level(state: Any, rows: Any, width: int) -> None:
     for j in range(width):
         hi, lo, err, mag = s[j], c[j], b[j], a[j]
         for row in rows:
-            x = np.float64(row[j])
+            x = _load(row[j])
             total = hi + x
             virtual = total - hi
             q = (hi - (total - virtual)) + (x - virtual)
@@ -149,7 +147,7 @@ def _kernel(values: Any, out: Any, failed: Any, precision: int, quantum: int, mi
     count, n = values.shape
     state = np.zeros((5, TILE))
     failures = 0
-    one_level = values.itemsize < 8
+    one_level = values.itemsize < 8  # float32 and the 16-bit formats: at most 24 bits
     for start in range(0, n, TILE):
         stop = min(start + TILE, n)
         width = stop - start
@@ -176,38 +174,102 @@ def _kernel(values: Any, out: Any, failed: Any, precision: int, quantum: int, mi
     return failures
 
 
-if numba is None:
-    _compiled = None
-else:
-    from numba import types
-    from numba.extending import intrinsic
+def _value_of_float16(h: Any) -> float:
+    """The float64 value of float16 bits: its magnitude bits moved into a float32 (then 2^-112
+    times the value, subnormals included), scaled back exactly; all-ones exponents are inf/NaN."""
+    rest = np.uint32(h) & np.uint32(0x7FFF)
+    special = np.float64(_bits_float32(np.uint32(0x7F800000) | ((rest & np.uint32(0x3FF)) << np.uint32(13))))
+    finite = np.float64(_bits_float32(rest << np.uint32(13))) * 2.0 ** 112
+    value = special if rest >= np.uint32(0x7C00) else finite
+    return -value if (np.uint32(h) & np.uint32(0x8000)) != np.uint32(0) else value
 
-    @intrinsic
-    def _float_bits(typingctx: Any, x: Any) -> Any:
-        """The bit pattern of a float64, as a uint64 (a register move, unlike a view)."""
-        return types.uint64(types.float64), lambda context, builder, sig, args: builder.bitcast(
-            args[0], context.get_value_type(types.uint64))
 
-    @intrinsic
-    def _bits_float(typingctx: Any, x: Any) -> Any:
-        """The float64 with bit pattern `x`."""
-        return types.float64(types.uint64), lambda context, builder, sig, args: builder.bitcast(
-            args[0], context.get_value_type(types.float64))
+def _float16_bits(values: Any, out: Any) -> None:
+    """Write the float16 bits of float32 `values` (each a float16 value, an infinity or a NaN)."""
+    for j in range(values.size):
+        x = values[j]
+        sign = np.uint16((_float32_bits(x) >> np.uint32(16)) & np.uint32(0x8000))
+        magnitude = np.uint16(_float32_bits(np.float32(abs(x) * np.float32(2.0 ** -112))) >> np.uint32(13))
+        magnitude = np.uint16(0x7C00) if abs(x) == np.inf else magnitude
+        out[j] = np.uint16(0x7E00) if x != x else sign | magnitude
 
-    _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
-    _accumulate_c = _jit(_accumulate)
-    _accumulate_one_level_c = _jit(_accumulate_one_level)
-    _finish_c = _jit(_finish)
-    _compiled = _jit(_kernel)
+
+_compiled: Any = None
+_narrow_float16: Any = None
+
+
+def _build() -> None:
+    """Import numba and compile (or load from its cache) the kernels, once per process."""
+    global _compiled, _narrow_float16, _load, _float_bits, _bits_float, _bits_float32, _float32_bits
+    global _accumulate_c, _accumulate_one_level_c, _finish_c, _value_of_float16_c
+    from numba import njit, types
+    from numba.extending import intrinsic, overload
+
+    def bitcast(source: Any, target: Any) -> Any:
+        def typer(typingctx: Any, x: Any) -> Any:
+            return target(source), lambda context, builder, sig, args: builder.bitcast(
+                args[0], context.get_value_type(target))
+        return intrinsic(typer)
+
+    # Register moves, unlike a view of an array.
+    _float_bits = bitcast(types.float64, types.uint64)
+    _bits_float = bitcast(types.uint64, types.float64)
+    _float32_bits = bitcast(types.float32, types.uint32)
+    _bits_float32 = bitcast(types.uint32, types.float32)
+    jit = njit(cache=True, nogil=True, boundscheck=False)
+    _value_of_float16_c = jit(_value_of_float16)
+
+    def load(x: Any) -> float:
+        """float64 of a contribution: float16 bits arrive as uint16, bfloat16 bits as int16."""
+
+    # Unannotated: numba compares this signature with the implementations' (lambdas) exactly.
+    @overload(load, inline="always")
+    def _load_typed(x):  # type: ignore[no-untyped-def]
+        if isinstance(x, types.Float):
+            return lambda x: np.float64(x)
+        if x == types.uint16:
+            return lambda x: _value_of_float16_c(x)
+        if x == types.int16:
+            return lambda x: np.float64(_bits_float32(np.uint32(np.uint16(x)) << np.uint32(16)))
+        return None
+
+    _load = load
+    _accumulate_c = jit(_accumulate)
+    _accumulate_one_level_c = jit(_accumulate_one_level)
+    _finish_c = jit(_finish)
+    _narrow_float16 = jit(_float16_bits)
+    _compiled = jit(_kernel)
+
+
+def kernel_view(values: Any, fmt: FloatFormat) -> Any:
+    """Return `values` as the kernel reads them: float32/float64 as they are, float16 bits as
+    uint16 and bfloat16 bits as int16 (the kernel's decoding is chosen by that type)."""
+    if fmt.dtype.itemsize >= 4:
+        return values
+    return values.view(np.uint16 if fmt.dtype == np.float16 else np.int16)
+
+
+def narrow_float16(values: Any) -> np.ndarray:
+    """Return float32 `values` that hold float16 values (or inf, NaN) as float16, exactly and
+    fast (NumPy's own cast is a slow loop)."""
+    if _compiled is None:
+        _build()
+    out = np.empty(values.size, dtype=np.uint16)
+    _narrow_float16(np.ascontiguousarray(values).reshape(-1), out)
+    return out.view(np.float16).reshape(values.shape)
 
 
 def certified_sum(values: Any, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray, int]:
-    """Return (sums, failed, failures) for a (P, n) NumPy array in fmt's compute format.
+    """Return (sums, failed, failures) for a (P, n) NumPy array of fmt's dtype.
 
     sums[j] is the correctly rounded sum of column j (in fmt's compute dtype, holding a value
     of fmt) wherever failed[j] is False; elsewhere it is undefined and the caller must take the
     exact path. Needs `available()`.
     """
+    if values.dtype != fmt.dtype or values.ndim != 2:
+        raise TypeError(f"certified_sum needs a (P, n) array of {fmt.dtype}, got {values.shape} {values.dtype}")
+    if _compiled is None:
+        _build()
     rows = values.shape[0]
     out = np.empty(values.shape[1], dtype=fmt.compute)
     failed = np.empty(values.shape[1], dtype=np.bool_)
@@ -216,6 +278,6 @@ def certified_sum(values: Any, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray
     min_normal = 2.0 ** fmt.min_normal_exponent
     guard = 2.0 ** (fmt.max_exponent - 2)
     factor = 2.0 * rows * 2.0 ** -53
-    failures = _compiled(np.ascontiguousarray(values), out, failed, fmt.precision, fmt.quantum,
+    failures = _compiled(kernel_view(np.ascontiguousarray(values), fmt), out, failed, fmt.precision, fmt.quantum,
                          min_normal, guard, factor)
     return out, failed, int(failures)

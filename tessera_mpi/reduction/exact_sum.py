@@ -244,12 +244,15 @@ def exact_sum(xp: Any, values: Any) -> Any:
     if xp is not np or not cpu_kernel.available() or values.shape[0] > MAX_CONTRIBUTIONS:
         return exact_sum_numpy(xp, values)
     count = values.shape[0]
-    flat = widen(np, np.ascontiguousarray(values).reshape(count, -1), fmt)
+    flat = np.ascontiguousarray(values).reshape(count, -1)
     out, failed, failures = cpu_kernel.certified_sum(flat, fmt)
     if failures:
+        # Only these can be NaN: the kernel certifies no element with a NaN or an infinity.
         index = np.flatnonzero(failed)
-        out[index] = widen(np, _exact_columns(np, flat[:, index], fmt), fmt)
-    return canonical_nan(np, narrow(np, out, fmt)).reshape(values.shape[1:])
+        exact = _exact_columns(np, widen(np, flat[:, index], fmt), fmt)
+        out[index] = widen(np, canonical_nan(np, exact), fmt)
+    result = cpu_kernel.narrow_float16(out) if fmt.dtype == np.float16 else narrow(np, out, fmt)
+    return result.reshape(values.shape[1:])
 
 
 def exact_sum_numpy(xp: Any, values: Any) -> Any:
