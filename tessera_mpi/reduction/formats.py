@@ -8,6 +8,7 @@ never through float32's rounding, which would round twice.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,14 +54,19 @@ class FloatFormat:
 
     @classmethod
     def of(cls, dtype: Any) -> FloatFormat:
-        dtype = np.dtype(dtype)
-        if dtype not in supported():
-            names = ", ".join(d.name for d in supported())
-            raise TypeError(f"deterministic sums support {names}, got {dtype}")
-        info = np.finfo(dtype) if dtype.kind == "f" else ml_dtypes.finfo(dtype)
-        compute = dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
-        return cls(precision=int(info.nmant) + 1, quantum=int(np.log2(float(info.smallest_subnormal))),
-                   max_exponent=int(info.maxexp), dtype=dtype, compute=compute)
+        return _format_of(np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=None)
+def _format_of(dtype: np.dtype) -> FloatFormat:
+    """FloatFormat.of, once per dtype (every deterministic sum asks, np.finfo is not free)."""
+    if dtype not in supported():
+        names = ", ".join(d.name for d in supported())
+        raise TypeError(f"deterministic sums support {names}, got {dtype}")
+    info = np.finfo(dtype) if dtype.kind == "f" else ml_dtypes.finfo(dtype)
+    compute = dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
+    return FloatFormat(precision=int(info.nmant) + 1, quantum=int(np.log2(float(info.smallest_subnormal))),
+                       max_exponent=int(info.maxexp), dtype=dtype, compute=compute)
 
 
 def widen(xp: Any, x: Any, fmt: FloatFormat) -> Any:
