@@ -17,9 +17,10 @@ All functions take the array namespace `xp` (NumPy or CuPy) and loop only over d
 contributions, never over elements. Arrays of float16 and bfloat16 are handled in their compute
 format, float32 (formats.py), while rounding is to their own `FloatFormat`.
 
-`exact_sum` takes the certified compiled fast path (cpu_kernel.py) for NumPy arrays where
-numba is installed, and this module's NumPy path, `exact_sum_numpy` (the reference and the
-fallback), for the elements it cannot certify and everywhere else.
+`exact_sum` takes the certified compiled fast path (cpu_kernel.py for NumPy arrays where
+numba is installed, gpu_kernel.py for CuPy arrays), and this module's array path,
+`exact_sum_numpy` (the reference and the fallback), for the elements it cannot certify and
+everywhere else.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cpu_kernel
+from . import cpu_kernel, gpu_kernel
 from .formats import FloatFormat, narrow, widen
 
 COUNT_BITS = 13
@@ -241,18 +242,23 @@ def exact_sum(xp: Any, values: Any) -> Any:
     Certified compiled fast path where it can run, `exact_sum_numpy` for what it cannot certify.
     """
     fmt = FloatFormat.of(values.dtype)
-    if xp is not np or not cpu_kernel.available() or values.shape[0] > MAX_CONTRIBUTIONS:
+    on_device = getattr(xp, "__name__", "") == "cupy"
+    if values.shape[0] > MAX_CONTRIBUTIONS or not (on_device or (xp is np and cpu_kernel.available())):
         return exact_sum_numpy(xp, values)
     count = values.shape[0]
-    flat = np.ascontiguousarray(values).reshape(count, -1)
-    out, failed, failures = cpu_kernel.certified_sum(flat, fmt)
+    flat = xp.ascontiguousarray(values).reshape(count, -1)
+    if on_device:
+        out, failed, failures = gpu_kernel.certified_sum(xp, flat, fmt)
+    else:
+        out, failed, failures = cpu_kernel.certified_sum(flat, fmt)
     if failures:
         # Only these can be NaN: the kernel certifies no element with a NaN or an infinity.
-        index = np.flatnonzero(failed)
-        exact = _exact_columns(np, widen(np, flat[:, index], fmt), fmt)
-        out[index] = widen(np, canonical_nan(np, exact), fmt)
-    result = cpu_kernel.narrow_float16(out) if fmt.dtype == np.float16 else narrow(np, out, fmt)
-    return result.reshape(values.shape[1:])
+        index = xp.flatnonzero(failed)
+        exact = _exact_columns(xp, widen(xp, flat[:, index], fmt), fmt)
+        out[index] = widen(xp, canonical_nan(xp, exact), fmt)
+    if fmt.dtype == np.float16 and not on_device:
+        return cpu_kernel.narrow_float16(out).reshape(values.shape[1:])
+    return narrow(xp, out, fmt).reshape(values.shape[1:])
 
 
 def exact_sum_numpy(xp: Any, values: Any) -> Any:
