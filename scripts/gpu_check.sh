@@ -20,6 +20,10 @@ ranks=${1:-$((2 * gpus))}
 mpirun=${MPIRUN:-$(command -v mpirun || echo "$($py -c 'import sys,os; print(os.path.join(os.path.dirname(sys.executable), "mpirun"))')")}
 nvidia-smi --query-gpu=index,name,pci.bus_id,memory.total,driver_version --format=csv 2>/dev/null | tee "$out/nvidia-smi.csv"
 status=0
+# The certified exact-sum kernel on the device against the rational reference (issue 14).
+echo "== CuPy exact-sum kernel: tests/unit/test_gpu_kernel.py"
+timeout 300 "$py" -m pytest -q -p no:cacheprovider "$here/tests/unit/test_gpu_kernel.py" 2>&1 | tee "$out/gpu-kernel.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 run() {  # run NAME BACKEND ARGS...
   local name=$1 backend=$2; shift 2
   echo "== $name: $ranks ranks on $gpus GPU(s), backend $backend"

@@ -28,6 +28,7 @@ from .dist.layout import Layout, Placed, Replicate, ShardSpec, place, volume
 from .dist.mesh import Mesh
 from .errors import CorruptionError, LayoutError
 from .reduction import deterministic as det
+from .reduction import formats
 from .util.text import rank_ranges
 
 ReduceOp = Literal["sum", "prod", "max", "min", "avg"]
@@ -119,10 +120,16 @@ def _check_reduction(op: str, dtype: np.dtype, exact: bool, algorithm: str, what
     """Validate the arguments that only deterministic reductions and averages use."""
     if algorithm not in det.ALGORITHMS:
         raise ValueError(f"{what}: algorithm={algorithm!r}; choose one of {', '.join(det.ALGORITHMS)}")
-    if op == "avg" and dtype.kind != "f":
+    if op == "avg" and not _floating(dtype):
         raise TypeError(f"{what}: op='avg' needs a floating dtype, the tensor holds {dtype}")
-    if exact and dtype not in (np.float32, np.float64):
-        raise TypeError(f"deterministic sums support float32 and float64, the tensor holds {dtype}")
+    if exact and dtype not in formats.supported():
+        names = ", ".join(d.name for d in formats.supported())
+        raise TypeError(f"deterministic sums support {names}, the tensor holds {dtype}")
+
+
+def _floating(dtype: np.dtype) -> bool:
+    """Whether `dtype` is a floating format (NumPy's, or bfloat16, which NumPy files as "V")."""
+    return dtype.kind == "f" or dtype in formats.supported()
 
 
 def all_reduce(
@@ -139,10 +146,11 @@ def all_reduce(
     """Reduce every rank's local data elementwise over the mesh (or the groups of `axis`).
 
     The result keeps x's layout; it is written into `out` when given (`out=x` reduces in
-    place). With deterministic=True, "sum" and "avg" of float32/float64 data are the correctly
+    place). With deterministic=True, "sum" and "avg" of floating data are the correctly
     rounded sum of the contributions (avg: that sum divided by the group size in x's dtype),
-    bitwise identical on every rank, run, algorithm, rank order and backend; "prod" multiplies
-    in rank order; "max" and "min" are exact anyway. `algorithm` ("auto", "digits", "alltoall")
+    bitwise identical on every rank, run, algorithm, rank order and backend (float16 and
+    bfloat16 too); "prod" multiplies in rank order; "max" and "min" are exact anyway.
+    `algorithm` ("auto", "gather", "digits", "alltoall")
     picks the deterministic sum's method; all give the same bits. With verify=True the ranks
     then compare digests of their results and raise CorruptionError on every rank, naming the
     ranks whose result differs from the majority's (silent data corruption); this needs results
@@ -165,7 +173,7 @@ def all_reduce(
             if out is not None and out is not x:
                 _output(x, out, "op.all_reduce")
             if deterministic or op == "avg":
-                _check_reduction(op, dtype, deterministic and op in ("sum", "avg") and dtype.kind == "f",
+                _check_reduction(op, dtype, deterministic and op in ("sum", "avg") and _floating(dtype),
                                  algorithm, "op.all_reduce")
         except (TypeError, ValueError) as exc:
             if not check:
@@ -178,7 +186,7 @@ def all_reduce(
         local = mesh.runtime.backend.xp.ascontiguousarray(local)
     target = None if out is None else out.local
     with group.call("all_reduce", local.nbytes, dtype) as call:
-        if deterministic and dtype.kind == "f" and op in ("sum", "avg", "prod"):
+        if deterministic and _floating(dtype) and op in ("sum", "avg", "prod"):
             result = call.result(_ordered(call, x, local, op, algorithm=algorithm, target=target))
         elif out is x:
             call.all_reduce(None, local, op="sum" if op == "avg" else op)
@@ -210,7 +218,7 @@ def _ordered(call: Call, x: DistTensor, local: Any, op: str, *, algorithm: str, 
 def _ordered_product(call: Call, xp: Any, local: Any) -> Any:
     """Gather every contribution and multiply them in rank order: the same bits everywhere."""
     gathered = xp.empty((call.size,) + tuple(local.shape), dtype=local.dtype)
-    call.all_gather(local, gathered)
+    call.all_gather(det.movable(local), det.movable(gathered))
     result = gathered[0].copy()
     for rank in range(1, call.size):
         result *= gathered[rank]
@@ -363,7 +371,7 @@ def reduce_scatter(
         _dim(dim, "op.reduce_scatter: dim", x)
         if isinstance(x.layout, ShardSpec) and set(x.layout.mesh_axes) & set(names):
             raise LayoutError(f"op.reduce_scatter: {x.layout} is already sharded over {names}")
-        _check_reduction(op, x.dtype, deterministic and op in ("sum", "avg") and x.dtype.kind == "f", "auto",
+        _check_reduction(op, x.dtype, deterministic and op in ("sum", "avg") and _floating(x.dtype), "auto",
                          "op.reduce_scatter")
 
     error = _argument_error(check, validate)
@@ -371,7 +379,7 @@ def reduce_scatter(
         agree_call(group, "op.reduce_scatter", _signature(x, repr(given), axes, deterministic),
                    local=x.local_shape, error=error)
     op, dim = _reduce_op(op, "op.reduce_scatter"), _dim(dim, "op.reduce_scatter: dim", x)
-    exact = deterministic and op in ("sum", "avg") and x.dtype.kind == "f"
+    exact = deterministic and op in ("sum", "avg") and _floating(x.dtype)
     layout = _with_axes(x.layout, dim, [mesh.axes[a] for a in axes])
     placed = place(layout, mesh, x.global_shape)
     box = placed.box(mesh.coords)

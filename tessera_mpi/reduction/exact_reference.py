@@ -11,11 +11,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from .exact_sum import FloatFormat
+from .formats import FloatFormat
 
 
 def round_fraction(value: Fraction, dtype: np.dtype) -> float:
-    """Round an exact rational to `dtype` (float32/float64): nearest, ties to even, IEEE overflow."""
+    """Round an exact rational to `dtype` (any format of formats.py): nearest, ties to even, IEEE overflow."""
     fmt = FloatFormat.of(dtype)
     if value == 0:
         return 0.0
@@ -29,8 +29,7 @@ def round_fraction(value: Fraction, dtype: np.dtype) -> float:
     rest = scaled - whole
     if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and whole % 2 == 1):
         whole += 1
-    max_exponent = int(np.finfo(dtype).maxexp)
-    if whole * Fraction(2) ** ulp >= Fraction(2) ** max_exponent:
+    if whole * Fraction(2) ** ulp >= Fraction(2) ** fmt.max_exponent:
         rounded = math.inf
     else:
         rounded = math.ldexp(whole, ulp)

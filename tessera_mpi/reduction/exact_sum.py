@@ -14,39 +14,29 @@ occur, otherwise the infinity that occurs; an exact zero is -0 only when every c
 NaN results are always the positive quiet NaN, whatever payload the inputs carried.
 
 All functions take the array namespace `xp` (NumPy or CuPy) and loop only over digits and
-contributions, never over elements.
+contributions, never over elements. Arrays of float16 and bfloat16 are handled in their compute
+format, float32 (formats.py), while rounding is to their own `FloatFormat`.
+
+`exact_sum` takes the certified compiled fast path (cpu_kernel.py for NumPy arrays where
+numba is installed, gpu_kernel.py for CuPy arrays), and this module's array path,
+`exact_sum_numpy` (the reference and the fallback), for the elements it cannot certify and
+everywhere else.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from . import cpu_kernel, gpu_kernel
+from .formats import FloatFormat, narrow, widen
+
 COUNT_BITS = 13
 """Bits per special-value counter packed into one float64 (4 counters, so P < 2^13)."""
 MAX_CONTRIBUTIONS = (1 << COUNT_BITS) - 1
-
-
-@dataclass(frozen=True)
-class FloatFormat:
-    """The parameters of a binary floating-point format that rounding needs."""
-
-    precision: int
-    """Significand bits, the hidden bit included (53, 24)."""
-    quantum: int
-    """Exponent of the smallest subnormal, 2^quantum (-1074, -149)."""
-
-    @classmethod
-    def of(cls, dtype: Any) -> FloatFormat:
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"deterministic sums support float32 and float64, got {dtype}")
-        info = np.finfo(dtype)
-        return cls(precision=int(info.nmant) + 1, quantum=int(np.log2(info.smallest_subnormal)))
 
 
 def digit_bits(contributions: int) -> int:
@@ -249,15 +239,45 @@ temporaries stay small."""
 def exact_sum(xp: Any, values: Any) -> Any:
     """Return the correctly rounded sum over axis 0 of `values` (P contributions per element).
 
+    Certified compiled fast path where it can run, `exact_sum_numpy` for what it cannot certify.
+    """
+    fmt = FloatFormat.of(values.dtype)
+    on_device = getattr(xp, "__name__", "") == "cupy"
+    if values.shape[0] > MAX_CONTRIBUTIONS or not (on_device or (xp is np and cpu_kernel.available())):
+        return exact_sum_numpy(xp, values)
+    count = values.shape[0]
+    flat = xp.ascontiguousarray(values).reshape(count, -1)
+    if on_device:
+        out, failed, failures = gpu_kernel.certified_sum(xp, flat, fmt)
+    else:
+        out, failed, failures = cpu_kernel.certified_sum(flat, fmt)
+    if failures:
+        # Only these can be NaN: the kernel certifies no element with a NaN or an infinity.
+        index = xp.flatnonzero(failed)
+        exact = _exact_columns(xp, widen(xp, flat[:, index], fmt), fmt)
+        out[index] = widen(xp, canonical_nan(xp, exact), fmt)
+    if fmt.dtype == np.float16 and not on_device:
+        return cpu_kernel.narrow_float16(out).reshape(values.shape[1:])
+    return narrow(xp, out, fmt).reshape(values.shape[1:])
+
+
+def exact_sum_numpy(xp: Any, values: Any) -> Any:
+    """Return `exact_sum` with array operations only (NumPy or CuPy): the reference path."""
+    fmt = FloatFormat.of(values.dtype)
+    count = values.shape[0]
+    flat = widen(xp, xp.ascontiguousarray(values).reshape(count, -1), fmt)
+    return canonical_nan(xp, _exact_columns(xp, flat, fmt)).reshape(values.shape[1:])
+
+
+def _exact_columns(xp: Any, flat: Any, fmt: FloatFormat) -> Any:
+    """Return the correctly rounded column sums of (P, n) `flat` (fmt's compute dtype) as fmt.
+
     Elements whose contributions span few enough binades are summed exactly in float64 and
     rounded once (most float32 data); the others go through the digits.
     """
-    dtype = np.dtype(values.dtype)
-    fmt = FloatFormat.of(dtype)
-    count = values.shape[0]
-    flat = xp.ascontiguousarray(values).reshape(count, -1)
+    count = flat.shape[0]
     all_bits = magnitude_bits(xp, flat)
-    out = xp.empty(flat.shape[1], dtype=dtype)
+    out = xp.empty(flat.shape[1], dtype=fmt.dtype)
     # A float64 sum is exact when every partial sum's bits fit in 53, [low, top + log2 P),
     # and stay below float64's overflow threshold 2^1024.
     spare = 53 - count.bit_length()
@@ -265,7 +285,7 @@ def exact_sum(xp: Any, values: Any) -> Any:
     for start in range(0, flat.shape[1], CHUNK):
         block = flat[:, start:start + CHUNK]
         bits = all_bits[:, start:start + CHUNK]
-        result = _ieee_fast_sum(xp, block, count)
+        result = _ieee_fast_sum(xp, block, count, fmt)
         chunk_top, chunk_low = exponent_bounds(xp, block, fmt, bits=bits)
         if int(chunk_top) - int(chunk_low) > spare or int(chunk_top) > headroom:
             top, low = exponent_bounds(xp, block, fmt, axis=0, bits=bits)
@@ -277,9 +297,9 @@ def exact_sum(xp: Any, values: Any) -> Any:
                 inexact[special] = xp.isfinite(block[:, special]).all(axis=0)
             index = xp.flatnonzero(inexact)
             if index.size:
-                result[index] = _digit_sum(xp, block[:, index], top[index], low[index], fmt, dtype)
+                result[index] = _digit_sum(xp, block[:, index], top[index], low[index], fmt, fmt.dtype)
         out[start:start + CHUNK] = result
-    return canonical_nan(xp, out).reshape(values.shape[1:])
+    return out
 
 
 def _digit_sum(xp: Any, block: Any, top: Any, low: Any, fmt: FloatFormat, dtype: Any) -> Any:
@@ -295,8 +315,8 @@ def _digit_sum(xp: Any, block: Any, top: Any, low: Any, fmt: FloatFormat, dtype:
     return decode(xp, summed, grid_top, bits, count, dtype)
 
 
-def _ieee_fast_sum(xp: Any, block: Any, count: int) -> Any:
-    """Return the float64 sum of `block` over axis 0 cast to its dtype, with IEEE's signed zeros.
+def _ieee_fast_sum(xp: Any, block: Any, count: int, fmt: FloatFormat) -> Any:
+    """Return the float64 sum of `block` over axis 0 rounded once to `fmt`, with IEEE's signed zeros.
 
     NumPy's reductions start from +0, which would turn a sum of -0s into +0.
     """
@@ -306,8 +326,22 @@ def _ieee_fast_sum(xp: Any, block: Any, count: int) -> Any:
     if zeros.size:
         negative = ((block[:, zeros] == 0) & xp.signbit(block[:, zeros])).sum(axis=0) == count
         total[zeros] = xp.where(negative, -0.0, 0.0)
-    with np.errstate(over="ignore"):
-        return total.astype(block.dtype)
+    return round_to(xp, total, fmt)
+
+
+def round_to(xp: Any, x: Any, fmt: FloatFormat) -> Any:
+    """Return float64 `x` rounded once to `fmt` (nearest, ties to even, IEEE overflow), as fmt's dtype.
+
+    float64 to float32 (and to itself) is a correctly rounded cast; the 16-bit formats are
+    rounded here, on float64, because a cast through float32 would round twice.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if fmt.dtype.itemsize >= 4:
+            return x.astype(fmt.dtype)
+        _, exponent = xp.frexp(x)
+        scale = xp.maximum(exponent.astype(np.int64) - fmt.precision, fmt.quantum).astype(np.int32)
+        rounded = xp.where(xp.isfinite(x), xp.ldexp(xp.rint(xp.ldexp(x, -scale)), scale), x)
+        return rounded.astype(fmt.dtype)
 
 
 def canonical_nan(xp: Any, x: Any) -> Any:

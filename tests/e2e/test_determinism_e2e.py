@@ -24,7 +24,8 @@ def test_same_bits_across_runs_and_backends(tmp_path, capsys):
     check = read_results(files["numpy"]).checks["determinism"]
     assert check.status == "passed" and "adversarial sums exact" in check.headline
     digests = check.datasets["digests"]
-    assert len({d.decode() for d in digests["algorithm"]}) == 2
+    assert len({d.decode() for d in digests["algorithm"]}) == 3
+    assert {"adversarial-float16", "adversarial-bfloat16"} <= {d.decode() for d in digests["case"]}
     random = [r for r in digests if r["case"].decode() == "random-float32"]
     assert len({r["sha256"] for r in random}) == 1, "one digest over permutations, repeats, algorithms"
     assert check.attrs["native_distinct_float32"] >= 1

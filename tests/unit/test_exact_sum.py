@@ -75,5 +75,5 @@ def test_limits():
     assert digit_bits(72) == 46 and digit_bits(1) == 52
     with pytest.raises(ValueError):
         digit_bits(10_000)
-    with pytest.raises(TypeError, match="float32 and float64"):
-        FloatFormat.of(np.float16)
+    with pytest.raises(TypeError, match="float64, float32, float16"):
+        FloatFormat.of(np.int32)

@@ -13,6 +13,7 @@ import numpy as np
 from ... import dist, op
 from ...reduction.deterministic import ALGORITHMS
 from ...reduction.exact_reference import reference_sums
+from ...reduction.formats import FloatFormat, supported
 from ...dist.mesh import Mesh
 from ...results import table
 from ..context import CheckContext
@@ -21,7 +22,9 @@ from ..verdict import Culprit
 
 SEED = 20261201
 ALGORITHM_NAMES = tuple(a for a in ALGORITHMS if a != "auto")
-DTYPES = (np.float32, np.float64)
+DTYPES = supported()
+NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+"""The formats MPI itself can sum (it has no float16 or bfloat16), so the native drift is shown for these."""
 REPEATS = 3
 DIGITS_MAX_ELEMENTS = 1 << 16
 """Largest random workload also summed with the digits algorithm (it moves (digits + 1) float64
@@ -40,7 +43,8 @@ def contribution(rank: int, count: int, dtype: Any) -> np.ndarray:
     """Return contribution `rank` of the random workload: normals scaled over 12 decades, so
     sums cancel and span many binades (any rank can make any rank's contribution)."""
     rng = np.random.default_rng([SEED, rank])
-    values = rng.normal(size=count) * 10.0 ** rng.integers(-6, 7, size=count)
+    decades = 6 if np.dtype(dtype).itemsize >= 4 else 2
+    values = rng.normal(size=count) * 10.0 ** rng.integers(-decades, decades + 1, size=count)
     return values.astype(dtype)
 
 
@@ -49,11 +53,14 @@ def adversarial(contributors: int, dtype: Any, *, random_columns: int = 200) -> 
     cancellation, overflow on the way, subnormals, signed zeros, infinities, NaN, rounding ties,
     and exponents spread over the whole range of `dtype`."""
     p = max(contributors, 3)
-    info = np.finfo(dtype)
-    eps, tiny, big = float(info.eps), float(info.smallest_subnormal), float(info.max)
+    fmt = FloatFormat.of(dtype)
+    eps, tiny = 2.0 ** (1 - fmt.precision), 2.0 ** fmt.quantum
+    big = (2.0 - eps) * 2.0 ** (fmt.max_exponent - 1)
+    large = {53: 1e16, 24: 1e8}.get(fmt.precision, 2.0 ** (fmt.precision + 2))
+    decades = 5 if fmt.precision >= 24 else 1
     pad = [0.0] * p
     fixed = [
-        [1e16 if dtype == np.float64 else 1e8, 1.0, -(1e16 if dtype == np.float64 else 1e8)],
+        [large, 1.0, -large],
         [big, big, -big],
         [big, big],
         [tiny] * p,
@@ -72,12 +79,12 @@ def adversarial(contributors: int, dtype: Any, *, random_columns: int = 200) -> 
     ]
     columns = [(c + pad)[:p] for c in fixed]
     rng = np.random.default_rng([SEED, p])
-    low, high = int(info.minexp) - int(info.nmant), int(info.maxexp) - 8
+    low, high = fmt.quantum, fmt.max_exponent - 8
     for _ in range(random_columns):
         values = np.ldexp(rng.uniform(-1, 1, size=p), rng.integers(low, high, size=p))
         columns.append(values.astype(dtype).astype(np.float64).tolist())
     for _ in range(random_columns):
-        values = (rng.normal(size=p - 1) * 10.0 ** rng.integers(-5, 5, size=p - 1)).astype(dtype)
+        values = (rng.normal(size=p - 1) * 10.0 ** rng.integers(-decades, decades, size=p - 1)).astype(dtype)
         columns.append(values.astype(np.float64).tolist() + [-float(values.astype(np.float64).sum())])
     with np.errstate(over="ignore"):
         matrix = np.array(columns, dtype=np.float64).T.astype(dtype)
@@ -137,9 +144,10 @@ def _random_checks(ctx: CheckContext, world: Mesh, dtype: Any, count: int) -> tu
     algorithms = ALGORITHM_NAMES if count <= DIGITS_MAX_ELEMENTS else ("alltoall",)
     for p_index, perm in enumerate(permutations):
         x = dist.tensor(contribution(int(perm[world.rank]), count, dtype), mesh=world)
-        native = op.all_reduce(x, "sum").numpy()
-        native_rows.append({"dtype": name, "permutation": p_index, "sha256": digest(native),
-                            "ranks_agree": not _odd(world, digest(native))})
+        if np.dtype(dtype) in NATIVE_DTYPES:
+            native = op.all_reduce(x, "sum").numpy()
+            native_rows.append({"dtype": name, "permutation": p_index, "sha256": digest(native),
+                                "ranks_agree": not _odd(world, digest(native))})
         for algorithm in algorithms:
             for repeat in range(REPEATS if p_index == 0 else 1):
                 got = digest(op.all_reduce(x, "sum", deterministic=True, algorithm=algorithm).numpy())
@@ -156,6 +164,16 @@ def _random_checks(ctx: CheckContext, world: Mesh, dtype: Any, count: int) -> tu
     return rows, native_rows
 
 
+def _holds(world: Mesh, dtype: np.dtype) -> bool:
+    """Whether the array backend can hold `dtype` (CuPy may have no bfloat16); the same answer
+    on every rank, as they share one backend."""
+    try:
+        world.runtime.backend.xp.zeros(1, dtype=dtype)
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+    return True
+
+
 @register("determinism", help="the guide's 3.3 example, bitwise reproducible sums, exact reference, native drift",
           selftests=(SelfTest("one ulp off on one rank", lambda rt, o, clean: {"corrupt_device": rt.size - 1, "ulps": 1},
                               lambda n: Culprit.rank(n - 1)),))
@@ -164,7 +182,10 @@ def check_determinism(ctx: CheckContext) -> None:
     _guide_example(ctx, world)
     count = ctx.sized(full=1 << 22, small=1 << 16, quick=1 << 12)
     rows, native_rows, adversarial_sums = [], [], 0
-    for dtype in DTYPES:
+    formats = [d for d in DTYPES if _holds(world, d)]
+    ctx.attrs["formats"] = ",".join(d.name for d in formats)
+    ctx.attrs["formats_not_held"] = ",".join(d.name for d in DTYPES if d not in formats)
+    for dtype in formats:
         columns, reference_rows = _reference_check(ctx, world, dtype)
         adversarial_sums += columns
         random_rows, native = _random_checks(ctx, world, dtype, count)
