@@ -14,22 +14,30 @@ from typing import Any
 
 import numpy as np
 
-try:
-    import ml_dtypes
-except ImportError:  # bfloat16 then is simply not offered
-    ml_dtypes = None
+_NATIVE = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.float16))
+
+
+@functools.lru_cache(maxsize=None)
+def _ml_dtypes() -> Any:
+    """Import ml_dtypes on first need: it costs about 0.5 s per process, which 72 ranks on a
+    few cores pay at every launch when imported with the package."""
+    try:
+        import ml_dtypes
+    except ImportError:  # bfloat16 then is simply not offered
+        return None
+    return ml_dtypes
 
 
 def bfloat16() -> np.dtype | None:
     """Return the bfloat16 dtype, or None without ml_dtypes."""
-    return None if ml_dtypes is None else np.dtype(ml_dtypes.bfloat16)
+    module = _ml_dtypes()
+    return None if module is None else np.dtype(module.bfloat16)
 
 
 def supported() -> tuple[np.dtype, ...]:
     """Return the dtypes a deterministic sum accepts."""
-    base = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.float16))
     extra = bfloat16()
-    return base if extra is None else base + (extra,)
+    return _NATIVE if extra is None else _NATIVE + (extra,)
 
 
 @dataclass(frozen=True)
@@ -60,10 +68,10 @@ class FloatFormat:
 @functools.lru_cache(maxsize=None)
 def _format_of(dtype: np.dtype) -> FloatFormat:
     """FloatFormat.of, once per dtype (every deterministic sum asks, np.finfo is not free)."""
-    if dtype not in supported():
+    if dtype not in _NATIVE and dtype not in supported():
         names = ", ".join(d.name for d in supported())
         raise TypeError(f"deterministic sums support {names}, got {dtype}")
-    info = np.finfo(dtype) if dtype.kind == "f" else ml_dtypes.finfo(dtype)
+    info = np.finfo(dtype) if dtype.kind == "f" else _ml_dtypes().finfo(dtype)
     compute = dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
     return FloatFormat(precision=int(info.nmant) + 1, quantum=int(np.log2(float(info.smallest_subnormal))),
                        max_exponent=int(info.maxexp), dtype=dtype, compute=compute)

@@ -1,6 +1,7 @@
 """Collectives that only some ranks call: the job ends within the collective timeout with one
 report naming where every rank is, and no rank is left running."""
 
+import re
 import subprocess
 import time
 import uuid
@@ -14,10 +15,12 @@ TIMEOUT_S = 3.0
 
 def _run(n: int, mode: str, *, timeout_s: float = TIMEOUT_S, limit: float = 120):
     token = f"tessera-{uuid.uuid4().hex[:12]}"
-    start = time.monotonic()
     done = mpirun(n, SCRIPT, mode, token, timeout=limit,
                   env={"TESSERA_COLLECTIVE_TIMEOUT": str(timeout_s)})
-    took = time.monotonic() - start
+    ended = time.time()
+    entered = re.search(r"ENTERED (\d+\.\d+)", done.stdout)
+    assert entered, done.stdout + done.stderr
+    took = ended - float(entered.group(1))  # from the partial collective's start to the job's end
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-f", token], capture_output=True, text=True).stdout.split()
     assert not left, f"processes left running: {left}"
@@ -34,9 +37,7 @@ def test_ranks_that_left_are_named_and_the_job_ends(n):
     assert "op.all_reduce (argument check) #1 did not finish within 3 s" in text
     assert "ranks 0-1 wait in collective #1: in op.all_reduce (argument check) #1" in text
     assert f"ranks 2-{n - 1} finished the program without calling op.all_reduce (argument check) #1" in text
-    # Start-up of 72 oversubscribed ranks takes seconds of its own; the bound is what the issue asks.
-    startup = 2.0 if n == 4 else 20.0
-    assert took < TIMEOUT_S + 10 + startup, took
+    assert took < TIMEOUT_S + 10, took
 
 
 def test_a_rank_alive_elsewhere_is_named_as_never_arriving():
