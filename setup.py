@@ -16,15 +16,13 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["tessera_mpi", "tessera_mpi.*"]),
-    # timed_loop.c is compiled on first use with the MPI's mpicc (comm/native.py).
-    package_data={"tessera_mpi": ["py.typed", "comm/timed_loop.c"]},
+    # The C files are compiled on first use, once per machine (runtime/native_build.py): timed_loop.c
+    # with the MPI's mpicc (comm/native.py), certified_sum.c with the C compiler (reduction/cpu_kernel.py).
+    package_data={"tessera_mpi": ["py.typed", "comm/timed_loop.c", "reduction/certified_sum.c"]},
     install_requires=[
         "mpi4py>=4.0",
         "numpy>=1.24",
         "h5py>=3.8",
-        # The certified exact sum's CPU kernel (reduction/cpu_kernel.py): NumPy alone stays 10-100x
-        # behind numpy.sum; numba compiles the loop without fast-math, so TwoSum is kept as written.
-        "numba>=0.60",
         # bfloat16, the format gradients are reduced in (reduction/formats.py).
         "ml-dtypes>=0.4",
     ],

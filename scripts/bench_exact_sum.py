@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--numpy-path", action="store_true", help="also time the NumPy-only path")
     args = parser.parse_args()
     lo, hi = (int(v) for v in args.log2n.split(","))
-    print(f"kernel: {'numba' if cpu_kernel.available() else 'none (NumPy path)'}; median over "
+    print(f"kernel: {'C (certified_sum.c)' if cpu_kernel.available() else 'none (NumPy path: ' + cpu_kernel.reason() + ')'}; median over "
           f"{args.rounds} interleaved rounds of the best of 3 calls")
     print(f"{'P x n':>14} {'dtype':>9} {'data':>12} {'numpy ms':>9} {'exact ms':>9} {'ratio':>6} "
           f"{'ns/elem':>8} {'exact path':>10}" + (f" {'numpy-path ms':>13}" if args.numpy_path else ""))

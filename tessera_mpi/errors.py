@@ -106,6 +106,11 @@ class UnplannedLossError(TesseraError, RuntimeError):
         """World ranks lost."""
 
 
-class CompiledLoopUnavailable(TesseraError, RuntimeError):
+class NativeBuildError(TesseraError, RuntimeError):
+    """A C file of the package could not be compiled into a shared library here (no compiler, or
+    it failed); the code that needed it takes its pure-Python path and says why."""
+
+
+class CompiledLoopUnavailable(NativeBuildError):
     """The compiled timed loop cannot be built or loaded here (no mpicc, a build error, or it would
     call another MPI library than mpi4py's); timed loops then run in Python and say so."""

@@ -14,30 +14,25 @@ MPI_Allreduce resolved with mpi4py's library's. Whatever fails (no compiler, a b
 different library) leaves `library()` None with the reason in `reason()`, and the timed loops
 run in Python.
 
-The cache folder is $TESSERA_CACHE_DIR, else $XDG_CACHE_HOME/tessera_mpi, else
-~/.cache/tessera_mpi; the file's name carries a digest of the source, the compiler and the MPI
-library's version, so a different MPI builds its own. Ranks of one machine build it once
-between them (a file lock).
+It is built and cached by runtime/native_build.py (its file name carries a digest of the
+source, the compiler and the MPI library's version, so a different MPI builds its own).
 """
 
 from __future__ import annotations
 
 import ctypes
-import fcntl
-import hashlib
 import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mpi4py import MPI
 
-from ..errors import CompiledLoopUnavailable
+from ..errors import CompiledLoopUnavailable, NativeBuildError
+from ..runtime import native_build
 
-CACHE_ENV = "TESSERA_CACHE_DIR"
 MPICC_ENV = "TESSERA_MPICC"
 DISABLE_ENV = "TESSERA_COMPILED_LOOP"
 """Set to 0 to run every timed loop in Python."""
@@ -126,43 +121,16 @@ def _mpicc() -> str:
     return found
 
 
-def _cache_dir() -> Path:
-    given = os.environ.get(CACHE_ENV)
-    if given:
-        return Path(given)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tessera_mpi"
-
-
 def _build() -> Path:
     """Return the cached library, compiling it under a file lock if this machine lacks it."""
     if os.environ.get(DISABLE_ENV, "1") == "0":
         raise CompiledLoopUnavailable(f"disabled by {DISABLE_ENV}=0")
-    source = SOURCE.read_bytes()
     mpicc = _mpicc()
-    digest = hashlib.sha256(b"\0".join([source, os.path.realpath(mpicc).encode(), platform.machine().encode(),
-                                        MPI.Get_library_version().encode()])).hexdigest()[:16]
-    folder = _cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"timed_loop-{digest}.so"
-    if target.exists():
-        return target
-    with open(folder / f"timed_loop-{digest}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.exists():
-            return target
-        fd, partial = tempfile.mkstemp(dir=folder, suffix=".so")
-        os.close(fd)
-        try:
-            done = subprocess.run([mpicc, "-O2", "-shared", "-fPIC", "-o", partial, str(SOURCE)],
-                                  capture_output=True, text=True, timeout=120, check=False)
-            if done.returncode:
-                raise CompiledLoopUnavailable(f"{mpicc} failed ({done.returncode}): {done.stderr.strip()[:400]}")
-            os.replace(partial, target)  # atomic: another machine sharing the folder sees all or nothing
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
-    return target
+    try:
+        return native_build.build(SOURCE, stem="timed_loop", compiler=mpicc, flag_sets=[["-O2"]],
+                                  depends_on=[platform.machine(), MPI.Get_library_version()])
+    except NativeBuildError as exc:
+        raise CompiledLoopUnavailable(str(exc)) from exc
 
 
 def _load(path: Path) -> Library:

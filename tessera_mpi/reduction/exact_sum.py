@@ -18,7 +18,7 @@ contributions, never over elements. Arrays of float16 and bfloat16 are handled i
 format, float32 (formats.py), while rounding is to their own `FloatFormat`.
 
 `exact_sum` takes the certified compiled fast path (cpu_kernel.py for NumPy arrays where
-numba is installed, gpu_kernel.py for CuPy arrays), and this module's array path,
+a C compiler built it, gpu_kernel.py for CuPy arrays), and this module's array path,
 `exact_sum_numpy` (the reference and the fallback), for the elements it cannot certify and
 everywhere else.
 """

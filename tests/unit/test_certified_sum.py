@@ -13,7 +13,7 @@ from tessera_mpi.reduction.exact_sum import exact_sum, exact_sum_numpy
 from tessera_mpi.reduction.formats import FloatFormat, bfloat16, supported, widen
 from tessera_mpi.suite.checks.determinism import adversarial
 
-needs_kernel = pytest.mark.skipif(not cpu_kernel.available(), reason="numba is not installed")
+needs_kernel = pytest.mark.skipif(not cpu_kernel.available(), reason=f"the compiled kernel is unavailable: {cpu_kernel.reason()}")
 BF16 = bfloat16()
 DTYPES = [np.dtype(d) for d in supported()]
 

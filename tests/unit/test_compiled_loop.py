@@ -18,6 +18,7 @@ from tessera_mpi.fabric import p2p
 from tessera_mpi.fabric.collectives import SWEPT, TABLE
 from tessera_mpi.fabric.sweep import kernel, measure, verify
 from tessera_mpi.fabric.timing import time_loop
+from tessera_mpi.runtime import native_build
 from tessera_mpi.runtime.backend import EmulatedDeviceBackend, EventClock
 from tessera_mpi.runtime.transfer import Staging
 
@@ -34,7 +35,7 @@ def fresh(monkeypatch, tmp_path):
     """The loader's state forgotten and the cache in a fresh folder: the next use builds."""
     monkeypatch.setattr(native, "_loaded", None)
     monkeypatch.setattr(native, "_reason", None)
-    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(native_build.CACHE_ENV, str(tmp_path))
     return tmp_path
 
 
