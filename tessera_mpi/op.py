@@ -122,14 +122,14 @@ def _check_reduction(op: str, dtype: np.dtype, exact: bool, algorithm: str, what
         raise ValueError(f"{what}: algorithm={algorithm!r}; choose one of {', '.join(det.ALGORITHMS)}")
     if op == "avg" and not _floating(dtype):
         raise TypeError(f"{what}: op='avg' needs a floating dtype, the tensor holds {dtype}")
-    if exact and dtype not in formats.supported():
+    if exact and not formats.is_supported(dtype):  # imports ml_dtypes only for a bfloat16 tensor
         names = ", ".join(d.name for d in formats.supported())
         raise TypeError(f"deterministic sums support {names}, the tensor holds {dtype}")
 
 
 def _floating(dtype: np.dtype) -> bool:
     """Whether `dtype` is a floating format (NumPy's, or bfloat16, which NumPy files as "V")."""
-    return dtype.kind == "f" or dtype in formats.supported()
+    return dtype.kind == "f" or formats.is_supported(dtype)
 
 
 def all_reduce(

@@ -9,6 +9,7 @@ never through float32's rounding, which would round twice.
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,16 @@ def bfloat16() -> np.dtype | None:
     """Return the bfloat16 dtype, or None without ml_dtypes."""
     module = _ml_dtypes()
     return None if module is None else np.dtype(module.bfloat16)
+
+
+def is_supported(dtype: np.dtype) -> bool:
+    """Return whether a deterministic sum accepts `dtype`, importing ml_dtypes only when the
+    dtype could be its bfloat16 (an array of it exists only once ml_dtypes is imported)."""
+    if dtype in _NATIVE:
+        return True
+    if "ml_dtypes" not in sys.modules:
+        return False
+    return dtype in supported()
 
 
 def supported() -> tuple[np.dtype, ...]:
@@ -68,7 +79,7 @@ class FloatFormat:
 @functools.lru_cache(maxsize=None)
 def _format_of(dtype: np.dtype) -> FloatFormat:
     """FloatFormat.of, once per dtype (every deterministic sum asks, np.finfo is not free)."""
-    if dtype not in _NATIVE and dtype not in supported():
+    if not is_supported(dtype):
         names = ", ".join(d.name for d in supported())
         raise TypeError(f"deterministic sums support {names}, got {dtype}")
     info = np.finfo(dtype) if dtype.kind == "f" else _ml_dtypes().finfo(dtype)
