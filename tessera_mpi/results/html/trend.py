@@ -55,7 +55,7 @@ class History:
 
 
 def histories(runs: Sequence[RunResults]) -> list[History]:
-    """Group runs by rack and order each group by creation time."""
+    """Group runs by rack, each group in creation order; the rack with most runs first."""
     groups: dict[Rack, list[RunResults]] = {}
     for run in runs:
         groups.setdefault(rack_of(run), []).append(run)
@@ -64,7 +64,7 @@ def histories(runs: Sequence[RunResults]) -> list[History]:
         members.sort(key=lambda r: (str(r.attrs.get("created", "")), str(r.path)))
         found = [()] + [tuple(compare_runs(a, b).regressions) for a, b in zip(members, members[1:])]
         out.append(History(rack=rack, runs=tuple(members), regressions=tuple(found)))
-    return out
+    return sorted(out, key=lambda h: (-len(h.runs), h.rack))
 
 
 def headline_series(runs: Sequence[RunResults]) -> dict[str, tuple[str, dict[str, list[float]]]]:
