@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 
 import numpy as np
@@ -268,3 +270,17 @@ def test_report_command_exit_codes(tmp_path, capsys):
     assert "cannot open" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.run(["report", str(run.path)])  # -o is required
+
+
+def test_without_matplotlib_the_report_keeps_its_tables_and_says_why_figures_are_missing(tmp_path):
+    run = _write(tmp_path / "ok.h5", _all_kinds(8), n=8)
+    out = tmp_path / "r.html"
+    # A fresh interpreter in which importing matplotlib fails, as on an install without the extra.
+    code = ("import sys; sys.modules['matplotlib'] = None; from tessera_mpi.results import cli; "
+            f"sys.exit(cli.run(['report', {str(run.path)!r}, '--history', {str(tmp_path)!r}, '-o', {str(out)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    page = Page(out.read_text())
+    assert not page.all("img") and len(page.cells()) == 8
+    assert page.text.count("not drawn (matplotlib is not installed") >= 6
+    assert {a["data-check"] for a in page.all("section") if "data-check" in a} == set(run.checks)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import text
+from ..measures import text
 from ..reader import RunResults
 from .page import esc, json_script
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..compare import Comparison
-from ..figures import is_bandwidth_table, peak_busbw, text
+from ..measures import is_bandwidth_table, peak_busbw, text
 from ..reader import CheckResult, RunResults, rows_of
 from .page import esc, status, table
 from .rackmap import Rank, culprit_ranks

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compare import compare_runs
-from ..figures import is_bandwidth_table, peak_busbw, text
+from ..measures import is_bandwidth_table, peak_busbw, text
 from ..reader import ResultsFileError, RunResults, read_results
 from .page import esc, status, table
 from .sections import FIGURES_OFF, anchor
