@@ -67,7 +67,8 @@ def first_culprit(run: RunResults, ranks: list[Rank]) -> str | None:
         where = by_rank[named[0]].describe() if named and named[0] in by_rank else who
         if named and who.startswith(("link", "pair")):
             where = f"{who}: {where}"
-        return f"{check.name} {check.status}: {where}: {check.headline or check.message.splitlines()[0:1]}"
+        what = check.headline or (check.message.splitlines() or [""])[0]
+        return f"{check.name} {check.status}: {where}: {what}"
     return None
 
 
@@ -108,8 +109,6 @@ def provenance(run: RunResults, baseline: RunResults | None) -> str:
     """Return the provenance table, beside the baseline's when there is one."""
     keys = [k for k in PROVENANCE if k in run.attrs or (baseline is not None and k in baseline.attrs)]
     keys += sorted(k for k in run.attrs if k not in PROVENANCE and k != "lost_ranks")
-    from_file = run.attrs.get("ft_mode") or next((c.attrs.get("mode") for c in run.checks.values()
-                                                  if c.name == "faults"), None)
     headers = ["attribute", "this run"] + (["baseline"] if baseline is not None else [])
     rows = []
     for key in keys:
@@ -117,10 +116,14 @@ def provenance(run: RunResults, baseline: RunResults | None) -> str:
         if baseline is not None:
             row.append(_attr_text(baseline.attrs.get(key, "—")))
         rows.append(row)
-    if from_file:
-        rows.append(["fault-tolerance mode (faults check)", str(from_file)]
-                    + ([str(next((c.attrs.get("mode") for c in baseline.checks.values() if c.name == "faults"), "—"))]
-                       if baseline is not None else []))
+    # Recorded by the checks rather than at the root: the fault-tolerance mode and the timed loop.
+    for label, check, key in (("fault-tolerance mode (faults check)", "faults", "mode"),
+                              ("timed loop (bandwidth check)", "bandwidth", "loop"),
+                              ("compiled loop unavailable because", "bandwidth", "loop_fallback")):
+        mine = run.checks[check].attrs.get(key) if check in run.checks else None
+        theirs = baseline.checks[check].attrs.get(key) if baseline is not None and check in baseline.checks else None
+        if mine or theirs:
+            rows.append([label, str(mine or "—")] + ([str(theirs or "—")] if baseline is not None else []))
     files = f"<p class=\"note\">results file {esc(run.path)}" + (
         f"; baseline {esc(baseline.path)}" if baseline is not None else "") + "</p>"
     lost = run.attrs.get("lost_ranks") or []
