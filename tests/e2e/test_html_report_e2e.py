@@ -27,6 +27,7 @@ def _browser() -> str:
     return found
 
 
+@pytest.mark.slow
 def test_the_report_of_a_72_rank_run_in_a_real_browser(tmp_path):
     out, report = tmp_path / "run72.h5", tmp_path / "report.html"
     done = mpirun(72, PLANTED, "fail", "--tests", "mesh,planted,links", "--quick", "--out", str(out),
