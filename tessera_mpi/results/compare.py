@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..util.text import human_bytes
-from .measures import is_bandwidth_table
+from .measures import is_bandwidth_table, text
 from .reader import RunResults
 from .schema import STATUSES
 
@@ -34,12 +34,8 @@ class Comparison:
         return not self.regressions
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _digests(data: np.ndarray) -> dict[tuple[str, ...], str]:
-    return {tuple(_text(row[k]) for k in DIGEST_KEY): _text(row["sha256"]) for row in data}
+    return {tuple(text(row[k]) for k in DIGEST_KEY): text(row["sha256"]) for row in data}
 
 
 def compare_runs(base: RunResults, new: RunResults, *, noise_floor: float = DEFAULT_NOISE_FLOOR) -> Comparison:

@@ -13,7 +13,7 @@ import pytest
 from tessera_mpi.results import CheckRecord, Dataset, ResultsWriter, read_results, table
 from tessera_mpi.results import cli
 from tessera_mpi.results.compare import compare_runs
-from tessera_mpi.results.html import history_report, run_report
+from tessera_mpi.results.html import run_report
 from tessera_mpi.results.html.rackmap import lost_world_ranks, ranks_of, states
 
 SIZES = [1 << 10, 1 << 14, 1 << 18, 1 << 20]

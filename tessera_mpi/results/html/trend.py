@@ -13,7 +13,7 @@ from ..compare import compare_runs
 from ..measures import is_bandwidth_table, peak_busbw, text
 from ..reader import ResultsFileError, RunResults, read_results
 from .page import esc, status, table
-from .sections import FIGURES_OFF, anchor
+from .sections import FIGURES_OFF, Draw, anchor
 
 Rack = tuple[int, tuple[str, ...]]
 """What makes two runs the same rack: the world size and the set of hosts."""
@@ -104,7 +104,7 @@ def headline_series(runs: Sequence[RunResults]) -> dict[str, tuple[str, dict[str
     return out
 
 
-def trend_html(history: History, draw, *, current: int | None = None) -> str:
+def trend_html(history: History, draw: Draw, *, current: int | None = None) -> str:
     """Return the trend figures of one rack's history (the run a report is about marked)."""
     try:
         from ..figures import trend_figure
@@ -131,7 +131,7 @@ def runs_table(history: History, *, current: int | None = None) -> str:
     return table(["run", "file", *names, "against the run before"], rows, raw=True)
 
 
-def history_section(history: History, draw, *, current: int | None = None, title: str = "History") -> str:
+def history_section(history: History, draw: Draw, *, current: int | None = None, title: str = "History") -> str:
     """Return one rack's history: the runs table, then the trend."""
     world, hosts = history.rack
     head = (f"<h2>{esc(title)}</h2><p class=\"note\">{len(history.runs)} runs of the rack with {world} ranks on "
