@@ -1,11 +1,14 @@
-"""`python -m tessera_mpi.results FILE...` summarizes files; `... compare BASE NEW` compares two."""
+"""`python -m tessera_mpi.results FILE...` summarizes files; `... compare BASE NEW` compares two;
+`... report RUN` and `... history DIR_OR_FILES` write the HTML pages a person reads."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections import Counter
+from pathlib import Path
 
+from ..util.atomic import write_text
 from ..util.text import plural
 from .compare import DEFAULT_NOISE_FLOOR, compare_runs
 from .reader import ResultsFileError, RunResults, read_results
@@ -62,7 +65,8 @@ def incomplete(run: RunResults) -> str | None:
 def _summary(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tessera_mpi.results",
                                      description="Print a readable summary of tessera_mpi results files. "
-                                                 "Use `compare BASE NEW` to compare two runs.")
+                                                 "Use `compare BASE NEW` to compare two runs, `report RUN -o "
+                                                 "FILE.html` for a report, `history DIR -o FILE.html` for a history.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="results file (.h5)")
     args = parser.parse_args(argv)
     code = 0
@@ -100,9 +104,57 @@ def _compare(argv: list[str]) -> int:
     return 0 if comparison.ok else 1
 
 
+def _report(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tessera_mpi.results report",
+                                     description="Write one self-contained HTML report of a run (no network "
+                                                 "needed to open it): verdict, provenance, rack map, checks "
+                                                 "and their figures. Exit 2 for an unreadable file.")
+    parser.add_argument("run", help="the results file (.h5)")
+    parser.add_argument("--baseline", metavar="GOOD.h5", help="an earlier good run to compare with and draw beside")
+    parser.add_argument("--history", metavar="DIR", help="a folder of earlier results files: add this rack's trend")
+    parser.add_argument("-o", "--out", required=True, metavar="report.html", help="the HTML file to write")
+    args = parser.parse_args(argv)
+    from .html import load_runs, run_report  # the report's modules (and matplotlib) only when asked for
+    try:
+        run = read_results(args.run)
+        baseline = read_results(args.baseline) if args.baseline else None
+    except ResultsFileError as exc:
+        print(f"tessera_mpi.results report: error: {exc}", file=sys.stderr)
+        return 2
+    comparison = compare_runs(baseline, run) if baseline is not None else None
+    history, problems = load_runs([args.history]) if args.history else ([], [])
+    for problem in problems:
+        print(f"tessera_mpi.results report: skipped {problem}", file=sys.stderr)
+    write_text(Path(args.out), run_report(run, baseline=baseline, comparison=comparison, history=history))
+    print(args.out)
+    return 0
+
+
+def _history(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tessera_mpi.results history",
+                                     description="Write an HTML page lining up every run of the same rack (same "
+                                                 "world size and hosts) over time: status per check and the trend "
+                                                 "of the headline figures, regressed runs marked.")
+    parser.add_argument("paths", nargs="+", metavar="DIR_OR_FILE", help="results files, or folders of them")
+    parser.add_argument("-o", "--out", default="history.html", metavar="history.html",
+                        help="the HTML file to write (default %(default)s)")
+    args = parser.parse_args(argv)
+    from .html import history_report, load_runs
+    runs, problems = load_runs(args.paths)
+    for problem in problems:
+        print(f"tessera_mpi.results history: skipped {problem}", file=sys.stderr)
+    if not runs:
+        print("tessera_mpi.results history: error: no results file could be read", file=sys.stderr)
+        return 2
+    write_text(Path(args.out), history_report(runs, problems=problems))
+    print(args.out)
+    return 0
+
+
 def run(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (1 for a regression in compare, 2 for unreadable files)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "compare":
-        return _compare(argv[1:])
+    commands = {"compare": _compare, "report": _report, "history": _history}
+    if argv and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
     return _summary(argv)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..util.text import human_bytes
+from .measures import is_bandwidth_table, text
 from .reader import RunResults
 from .schema import STATUSES
 
@@ -33,12 +34,8 @@ class Comparison:
         return not self.regressions
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _digests(data: np.ndarray) -> dict[tuple[str, ...], str]:
-    return {tuple(_text(row[k]) for k in DIGEST_KEY): _text(row["sha256"]) for row in data}
+    return {tuple(text(row[k]) for k in DIGEST_KEY): text(row["sha256"]) for row in data}
 
 
 def compare_runs(base: RunResults, new: RunResults, *, noise_floor: float = DEFAULT_NOISE_FLOOR) -> Comparison:
@@ -69,8 +66,8 @@ def compare_runs(base: RunResults, new: RunResults, *, noise_floor: float = DEFA
                 result.regressions.append(line)
         else:
             result.lines.append(f"{name}: {after.status}")
-        tables = [k for k in before.datasets if k in after.datasets and _is_bandwidth_table(before.datasets[k])
-                  and _is_bandwidth_table(after.datasets[k])]
+        tables = [k for k in before.datasets if k in after.datasets and is_bandwidth_table(before.datasets[k])
+                  and is_bandwidth_table(after.datasets[k])]
         if tables:
             if base.attrs.get("world_size") != new.attrs.get("world_size"):
                 result.lines.append(f"  bandwidth not compared: world sizes differ "
@@ -87,11 +84,6 @@ def compare_runs(base: RunResults, new: RunResults, *, noise_floor: float = DEFA
                 _compare_digests(name, _digests(before.datasets["digests"]),
                                  _digests(after.datasets["digests"]), result)
     return result
-
-
-def _is_bandwidth_table(data: np.ndarray) -> bool:
-    names = data.dtype.names or ()
-    return all(k in names for k in (*ROW_KEY, "busbw_GBps", "time_us_max", "time_us_min"))
 
 
 def spread(row: np.void) -> float:

@@ -104,8 +104,8 @@ def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: Resul
         f"  checks: {', '.join(names)}",
         *runs,
         f"  results: {writer.path}",
-        *([f"  reports: {', '.join(str(p) for p in (options.junit, options.json) if p is not None)}"]
-          if options.junit or options.json else []),
+        *([f"  reports: {', '.join(str(p) for p in (options.junit, options.json, options.html) if p is not None)}"]
+          if options.junit or options.json or options.html else []),
         *([f"  baseline: {options.baseline}"] if options.baseline else []),
         "",
     ]

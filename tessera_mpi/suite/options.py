@@ -50,6 +50,8 @@ class SuiteOptions:
     """--junit FILE: JUnit XML, one test case per check."""
     json: Path | None = None
     """--json FILE: a JSON summary of the run."""
+    html: Path | None = None
+    """--html FILE: the self-contained HTML report a person reads."""
     baseline: Path | None = None
     """--baseline FILE: compare the run with this earlier results file at the end."""
     self_test: bool = False
@@ -171,6 +173,9 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
     reports.add_argument("--junit", metavar="FILE",
                          help="write JUnit XML (one test case per check), rewritten after every check")
     reports.add_argument("--json", metavar="FILE", help="write a JSON summary, rewritten after every check")
+    reports.add_argument("--html", metavar="FILE",
+                         help="write the HTML report (rack map, checks, figures; opens offline), rewritten "
+                              "after every check")
     reports.add_argument("--baseline", metavar="FILE",
                          help="compare with this earlier results file at the end; a regression fails the run")
     return parser
@@ -249,8 +254,8 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         raise UsageError(f"--spares must be 0 or more, got {args.spares}")
     if args.repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
-    files = {flag: Path(value) for flag, value in (("--junit", args.junit), ("--json", args.json))
-             if value is not None}
+    files = {flag: Path(value) for flag, value in (("--junit", args.junit), ("--json", args.json),
+                                                   ("--html", args.html)) if value is not None}
     for flag, path in files.items():
         if path.is_dir() or str(path).endswith("/"):
             raise UsageError(f"{flag} {path} is a folder; give a file name")
@@ -275,6 +280,7 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         repeat=args.repeat,
         junit=files.get("--junit"),
         json=files.get("--json"),
+        html=files.get("--html"),
         baseline=Path(args.baseline) if args.baseline is not None else None,
         self_test=args.self_test,
         min_trend=args.min_trend,

@@ -72,6 +72,8 @@ def test_under_load_and_repeat():
         (["--out", "a.h5", "--junit", "a.h5"], "--out and --junit name the same file"),
         (["--out", "a.h5", "--json", "./sub/../a.h5"], "--out and --json name the same file"),
         (["--junit", "r.xml", "--json", "r.xml"], "--junit and --json name the same file"),
+        (["--json", "r.json", "--html", "r.json"], "--json and --html name the same file"),
+        (["--html", "."], "--html . is a folder; give a file name"),
         (["--out", "base.h5", "--baseline", "base.h5"], "--out and --baseline name the same file"),
     ],
 )
@@ -91,3 +93,8 @@ def test_two_names_for_one_file_through_a_symlink(tmp_path):
 def test_a_negative_looking_value_is_still_a_value_and_real_flags_still_parse():
     o = parse_options(["--sizes", "8:64K", "--quick"], CHECKS)
     assert o.sizes == (8, 65536, 2) and o.quick
+
+
+def test_html_report_path(tmp_path):
+    assert parse_options(["--html", str(tmp_path / "r.html")], CHECKS).html == tmp_path / "r.html"
+    assert parse_options([], CHECKS).html is None

@@ -1,0 +1,111 @@
+"""--html end to end: the report of a 72-rank run opened in headless Chromium with the network
+off, and the report a killed run leaves behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+
+import pytest
+from browser import Browser, find_browser
+from conftest import ROOT, SCRIPTS, mpirun
+
+from tessera_mpi.results import read_results
+from tessera_mpi.util.procs import find_mpirun, kill_session
+
+PLANTED = str(SCRIPTS / "planted_check.py")
+
+
+def _browser() -> str:
+    found = find_browser()
+    if found is None:
+        pytest.skip("no Chromium on PATH and none could be installed here: install Debian's `chromium` "
+                    "(apt-get install -y chromium; .ci/run does it on a fresh machine)")
+    return found
+
+
+@pytest.mark.slow
+def test_the_report_of_a_72_rank_run_in_a_real_browser(tmp_path):
+    out, report = tmp_path / "run72.h5", tmp_path / "report.html"
+    done = mpirun(72, PLANTED, "fail", "--tests", "mesh,planted,links", "--quick", "--out", str(out),
+                  "--html", str(report), timeout=400)
+    assert done.returncode == 1, done.stdout + done.stderr  # ranks 2 and 5 fail the planted check
+    assert f"reports: {report}" in done.stdout
+    run = read_results(out)
+    assert list(run.checks) == ["mesh", "planted", "links"] and report.stat().st_size < 5 << 20
+    url = report.resolve().as_uri()
+    with Browser(_browser()) as browser:
+        log = browser.open(url)
+        assert log.console_errors == []
+        leaving = [u for u in log.requests if u != url and not u.startswith("data:")]
+        assert leaving == [], f"the page requested {leaving}"
+        assert browser.evaluate("document.querySelectorAll('#rack-map .cell').length") == 72
+        failed = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell[data-state=failed]'))"
+                                  ".map(c => +c.dataset.rank)")
+        assert sorted(failed) == [2, 5]
+        assert browser.evaluate("document.getElementById('verdict').dataset.verdict") == "failed"
+        assert "planted failed: rank 2 (tp=0,pp=1,dp=0) host" in browser.evaluate(
+            "document.getElementById('first-culprit').textContent")
+        for name in run.checks:
+            assert browser.evaluate(f"!!document.querySelector('section#check-{name}[data-check={name}]')"), name
+            assert browser.evaluate(f"!!document.querySelector('#checks a[href=\"#check-{name}\"]')"), name
+        assert browser.evaluate("document.querySelectorAll('#check-links img').length") == 2
+        assert browser.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        # Colour the map by the links' bandwidth: every cell then prints its value.
+        browser.evaluate("var s = document.getElementById('rack-colour'); s.value = 'links-out';"
+                         "s.dispatchEvent(new Event('change')); 0")
+        values = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell .v')).map(v => v.textContent)")
+        assert len(values) == 72 and all(v and v != "n/a" for v in values)
+        assert browser.evaluate("document.getElementById('rack-scale').textContent").startswith("links: median")
+        shot = browser.screenshot(tmp_path / "report.png")
+        browser.resize(390, 844)
+        assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert browser.evaluate("Array.from(document.images).every(i => i.getBoundingClientRect().right <= "
+                                "window.innerWidth)")
+        narrow = browser.screenshot(tmp_path / "report-narrow.png")
+        # A log that would have caught a request: the browser saw the page itself.
+        assert url in log.requests
+    assert shot.stat().st_size > 20_000 and narrow.stat().st_size > 20_000
+
+
+class _Sections(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks: list[str] = []
+        self.verdict = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section" and "data-check" in attrs:
+            self.checks.append(attrs["data-check"])
+        if tag == "section" and attrs.get("id") == "verdict":
+            self.verdict = attrs["data-verdict"]
+
+
+def test_a_killed_run_leaves_the_last_complete_report(tmp_path):
+    """The suite is SIGKILLed, whole, while its second check hangs: the page of the first stays."""
+    mpirun_path = find_mpirun()
+    if mpirun_path is None:
+        pytest.skip("no mpirun found (install the local-mpi extra or load the site MPI)")
+    report = tmp_path / "report.html"
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([mpirun_path, "--oversubscribe", "-n", "8", sys.executable, PLANTED, "hang",
+                             "--tests", "mesh,planted", "--timeout", "120", "--out", str(tmp_path / "run.h5"),
+                             "--html", str(report)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and 'data-check="mesh"' not in (report.read_text() if report.exists() else ""):
+            time.sleep(0.5)
+    finally:
+        kill_session(proc.pid)
+        proc.wait()
+    page = _Sections()
+    page.feed(report.read_text())
+    assert page.checks == ["mesh"] and page.verdict == "incomplete"
+    text = report.read_text()
+    assert "1 of 2 selected checks recorded; next: planted" in text and text.rstrip().endswith("</html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "run.h5"], "no half-written temporary file"

@@ -1,0 +1,286 @@
+"""The HTML report and history from small results files of every kind, read back as the CLI does."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from tessera_mpi.results import CheckRecord, Dataset, ResultsWriter, read_results, table
+from tessera_mpi.results import cli
+from tessera_mpi.results.compare import compare_runs
+from tessera_mpi.results.html import run_report
+from tessera_mpi.results.html.rackmap import lost_world_ranks, ranks_of, states
+
+SIZES = [1 << 10, 1 << 14, 1 << 18, 1 << 20]
+
+
+class Page(HTMLParser):
+    """The elements of a page with their attributes, the text, and the external references."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.words: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, {k: v or "" for k, v in attrs}))
+
+    def handle_data(self, data):
+        self.words.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+    def all(self, tag: str, **attrs: str) -> list[dict[str, str]]:
+        return [a for t, a in self.elements if t == tag and all(a.get(k.replace("_", "-")) == v
+                                                                for k, v in attrs.items())]
+
+    def cells(self) -> dict[int, str]:
+        return {int(a["data-rank"]): a["data-state"] for t, a in self.elements
+                if t == "div" and "cell" in a.get("class", "").split() and "data-rank" in a}
+
+
+def _ranks(n: int, *, hosts: int = 1, identity: bool = False) -> np.ndarray:
+    per = n // hosts
+    rows = []
+    for r in range(n):
+        row = {"rank": r, "host": f"node{r // per + 1:02d}", "local_rank": r % per, "local_size": per,
+               "device": "cpu", "coords": np.array([r // 12, (r // 2) % 6, r % 2], dtype=np.int32)}
+        if identity:
+            row.update(tray=r // per + 1, slot=r % per, serial=f"16543220{r:05d}")
+        rows.append(row)
+    return table(rows)
+
+
+def _sweep(busbw: float) -> np.ndarray:
+    return table([{"size_bytes": s, "count": s // 4, "dtype": "float32", "in_place": ip, "iters": 10,
+                   "time_us_avg": 10.0, "time_us_min": 9.0, "time_us_max": s / busbw / 1e3, "time_us_p50": 9.5,
+                   "time_us_p99": 10.5, "host_time_us_max": 11.0, "loop": "compiled",
+                   "algbw_GBps": busbw / 2, "busbw_GBps": busbw * (0.5 + i / 8), "wrong": 0}
+                  for i, s in enumerate(SIZES) for ip in (False, True)])
+
+
+def _verdicts(status: str, culprits=(), failing=(), *, performance: str = "not judged") -> dict:
+    sanity = "passed" if status in ("passed",) or performance == "failed" else status
+    return {"sanity": sanity, "performance": performance, "not_judged": "", "figures": "",
+            "culprits": list(culprits), "failing_ranks": np.array(failing, dtype=np.int64)}
+
+
+def _check(name: str, status: str = "passed", *, message: str = "", headline: str = "", datasets=None, **attrs):
+    return CheckRecord(name=name, status=status, duration_s=1.25, message=message,
+                       headline=headline or f"{name} {status}", datasets=datasets or {},
+                       attrs={**_verdicts(status), **attrs})
+
+
+def _all_kinds(n: int, *, failing_rank: int | None = None, busbw: float = 50.0) -> list[CheckRecord]:
+    """One record of every check kind the suite has, optionally with a sanity failure on one rank."""
+    uni = np.full((n, n), 5.0) + np.arange(n)[:, None] * 0.01
+    np.fill_diagonal(uni, 0.0)
+    scenarios = table([{"scenario": s, "victims": v, "detected": True, "observers": f"{n - 1}/{n - 1}",
+                        "detection_ms": d, "recovery_ms": r, "survivors": n - 1, "verified": True, "detail": "ok"}
+                       for s, v, d, r in (("hang", "36", 5800.0, 0.0), ("drop-one (guide 3.5)", "5", 12.0, 40.0),
+                                          ("drop-rank-0", "0", 15.0, 60.0))])
+    planted = failing_rank is not None
+    return [
+        _check("mesh", datasets={"hosts": Dataset(table([{"host": "node01", "ranks": n, "devices": 1,
+                                                           "first_rank": 0, "last_rank": n - 1}]))}),
+        _check("sharding", "failed" if planted else "passed",
+               message=f"failed on rank {failing_rank} (tp=0,pp=1,dp=0; host node01): bit flip" if planted else "",
+               headline="sanity: a bit flip" if planted else "8/8 layouts valid",
+               **(_verdicts("failed", [f"rank {failing_rank}"], [failing_rank]) if planted else {}),
+               datasets={"cases": Dataset(table([{"case": "guide-3.2", "valid": not planted, "problems": ""}]))}),
+        _check("determinism", datasets={"digests": Dataset(table(
+            [{"case": "random-float32", "algorithm": a, "variant": v, "sha256": "ab" * 32}
+             for a in ("digits", "alltoall") for v in ("reference", "permutation-1-repeat-0")]))}),
+        _check("bandwidth", datasets={c: Dataset(_sweep(busbw)) for c in ("all_reduce", "all_gather", "sendrecv")},
+               expected_busbw_GBps=0.0, expectation_source="none", min_efficiency=0.8),
+        _check("links", datasets={"unidirectional": Dataset(uni), "bidirectional": Dataset(uni + uni.T),
+                                  "slow_links": Dataset(table([{"src": 3, "dst": 4, "GBps": 1.0}]))},
+               median_GBps=5.0, slow_fraction=0.5, judged=False),
+        _check("bisection", datasets={"splits": Dataset(table(
+            [{"split": s, "pairs": n // 2, "bytes_per_rank": 1 << 20, "t_max_us": 900.0, "aggregate_GBps": 80.0,
+              "per_rank_min_GBps": 1.0, "per_rank_median_GBps": 2.0, "slowest_rank": 7, "expected_GBps": 0.0}
+             for s in ("halves", "random")]))}),
+        _check("soak", datasets={"timeline": Dataset(table(
+            [{"t_s": float(t), "iters": 10, "window_s": 1.0, "time_us_max": 20.0, "busbw_GBps": 40.0 + t,
+              "wrong": 0} for t in range(6)]))}, median_GBps=42.0, trend=1.1, size_bytes=1 << 20),
+        _check("parallelism", datasets={"errors": Dataset(table(
+            [{"step": s, "quantity": q, "tolerance": 1e-4, "max_rel_err": 1e-7, "worst_rank": 3, "ranks_over": 0}
+             for s in range(3) for q in ("shard", "gradient")]))}),
+        _check("faults", datasets={"scenarios": Dataset(scenarios)}, mode="real", mode_reason="ULFM"),
+    ]
+
+
+def _write(path, records, *, n=72, hosts=1, identity=False, **attrs):
+    base = {"schema_version": "1.3", "tessera_mpi_version": "0.1.0", "created": "2026-12-03T10:00:00Z",
+            "world_size": n, "mesh_axes": ["tp", "pp", "dp"], "mesh_shape": np.array([6, 6, 2]),
+            "backend": "numpy", "cuda_aware": False, "command_line": "python -m tessera_mpi.suite",
+            "launcher": "mpirun", "mpi_library_version": "Open MPI v5.0.11", "complete": True, "exit_code": 0,
+            "checks_selected": [r.name for r in records]}
+    base.update(attrs)
+    writer = ResultsWriter(path, attrs=base, ranks=_ranks(n, hosts=hosts, identity=identity))
+    writer.checks = list(records)
+    writer.write()
+    return read_results(path)
+
+
+def test_a_passed_run_has_every_section_a_figure_per_kind_and_no_external_reference(tmp_path):
+    run = _write(tmp_path / "ok.h5", _all_kinds(72))
+    text = run_report(run)
+    page = Page(text)
+    assert page.all("section", id="verdict")[0]["data-verdict"] == "passed" and "✓ PASSED" in page.text
+    assert {a["data-check"] for a in page.all("section") if "data-check" in a} == set(run.checks)
+    links = {a["href"] for a in page.all("a")}
+    assert {f"#check-{name}" for name in run.checks} <= links
+    cells = page.cells()
+    assert sorted(cells) == list(range(72)) and set(cells.values()) == {"fine"}
+    alts = [a["alt"] for a in page.all("img")]
+    for kind in ("all_reduce", "links, one way", "links, both ways", "bisection", "soak", "faults", "parallelism"):
+        assert any(kind in alt for alt in alts), (kind, alts)
+    assert all(a["src"].startswith("data:image/svg+xml;base64,") for a in page.all("img"))
+    # Nothing fetched: no src/href that is not a fragment or a data URI, and a policy that forbids it.
+    for tag, attrs in page.elements:
+        for key in ("src", "href"):
+            if key in attrs:
+                assert attrs[key].startswith(("#", "data:")), (tag, attrs)
+    assert "default-src 'none'" in text and not re.search(r"https?://(?!www\.w3\.org)", text.split("<body>")[1]
+                                                          .split("data:image")[0])
+    options = [a["value"] for a in page.all("option")]
+    assert options[:3] == ["status", "links-out", "links-in"]
+
+
+def test_a_failed_rank_is_the_first_culprit_and_its_cell_says_so(tmp_path):
+    run = _write(tmp_path / "bad.h5", _all_kinds(72, failing_rank=37), exit_code=1, hosts=18, identity=True)
+    page = Page(run_report(run))
+    assert page.all("section", id="verdict")[0]["data-verdict"] == "failed" and "✗ FAILED" in page.text
+    culprit = page.text.split("First culprit:")[1]
+    assert culprit.lstrip().startswith("sharding failed: rank 37 (tp=3,pp=0,dp=1) host node10, local device 1")
+    assert "tray 10, slot 1, serial 1654322000037" in culprit
+    cells = page.cells()
+    assert cells[37] == "failed" and sum(1 for s in cells.values() if s == "failed") == 1
+    cell = next(a for a in page.all("div") if a.get("data-rank") == "37")
+    assert "sharding: failed" in cell["title"] and "serial 1654322000037" in cell["title"]
+    assert cell["aria-label"] == "rank 37: failed"
+    hosts = [a for a in page.all("div") if a.get("class") == "host"]
+    assert len(hosts) == 18 and "node10 (tray 10): 4 ranks" in page.text
+
+
+def test_performance_failures_are_slow_and_health_failures_warnings(tmp_path):
+    records = [_check("bandwidth", "failed", headline="performance: all_reduce slow",
+                      **_verdicts("failed", ["link 3 -> 4"], [3], performance="failed")),
+               _check("health", "failed", headline="sanity: ECC", **_verdicts("failed", ["rank 9"], [9]))]
+    run = _write(tmp_path / "slow.h5", records, n=16, exit_code=1)
+    state, reasons = states(run, ranks_of(run))
+    assert (state[3], state[4], state[9], state[0]) == ("slow", "slow", "health", "fine")
+    assert any("bandwidth: failed" in r for r in reasons[4])
+
+
+def test_faults_with_a_lost_rank_0_mark_every_lost_rank(tmp_path):
+    lost = ["rank 5 of 72: host node01, local rank 5, device cpu", "rank 1 of 71: host node01, local rank 1, device cpu",
+            "rank 69 of 71: host node01, local rank 69, device cpu", "rank 0 of 69: host node01, local rank 0, device cpu"]
+    run = _write(tmp_path / "faults.h5", _all_kinds(72), lost_ranks=lost, final_world_size=68,
+                 written_in_generation=3)
+    assert sorted(lost_world_ranks(run, ranks_of(run))) == [0, 1, 5, 70]
+    page = Page(run_report(run))
+    cells = page.cells()
+    assert sorted(r for r, s in cells.items() if s == "lost") == [0, 1, 5, 70]
+    assert "lost in a fault scenario (4)" in page.text and "NOT DETECTED" not in page.text
+
+
+def test_a_baseline_regression_is_in_the_verdict_and_its_section(tmp_path):
+    base = _write(tmp_path / "base.h5", _all_kinds(8)[:4], n=8)
+    new = _write(tmp_path / "new.h5", _all_kinds(8, busbw=5.0)[:4], n=8)
+    comparison = compare_runs(base, new)
+    assert not comparison.ok
+    page = Page(run_report(new, baseline=base, comparison=comparison))
+    assert "regression(s) against the baseline" in page.text
+    section = page.text.split("Against the baseline")[1]
+    assert "▼" in section and "slower beyond noise" in section
+    headers = [a for a in page.all("th")]
+    assert headers and "baseline" in page.text.split("Provenance")[1].split("Rack map")[0]
+    # Mid-run (the suite's case) the baseline is drawn but not yet compared.
+    assert "compared with the baseline when the run ends" in Page(run_report(new, baseline=base)).text
+
+
+def test_a_file_with_checks_missing_is_incomplete_and_names_them(tmp_path):
+    records = _all_kinds(8)[:2]
+    run = _write(tmp_path / "cut.h5", records, n=8, complete=False, exit_code="",
+                 checks_selected=["mesh", "sharding", "bandwidth", "links"])
+    page = Page(run_report(run))
+    assert page.all("section", id="verdict")[0]["data-verdict"] == "incomplete"
+    assert "2 of 4 selected checks recorded; next: bandwidth" in page.text
+    rows = page.text.split("Checks")[1]
+    assert "bandwidth" in rows and "not run" in rows and "links" in rows
+    assert not page.all("section", data_check="bandwidth")
+
+
+def test_a_gpu_less_file_without_optional_columns_or_figures_data(tmp_path):
+    run = _write(tmp_path / "cpu.h5", [_check("mesh"), _check("soak", "skipped", message="pass --duration")], n=4)
+    assert run.ranks.dtype.names == ("rank", "host", "local_rank", "local_size", "device", "coords")
+    page = Page(run_report(run))
+    assert len(page.cells()) == 4 and not page.all("img")
+    cell = next(a for a in page.all("div") if a.get("data-rank") == "2")
+    assert cell["title"].startswith("rank 2 (tp=0,pp=1,dp=0) host node01, local device 2 (cpu)\nstate: fine")
+
+
+def test_the_suite_cache_reuses_a_drawn_check(tmp_path):
+    run = _write(tmp_path / "ok.h5", _all_kinds(8)[:4], n=8)
+    cache: dict = {}
+    first = run_report(run, cache=cache)
+    assert len(cache) == 4
+    cache[next(k for k in cache if k[0] == "bandwidth")] = '<section class="check" data-check="bandwidth">cached</section>'
+    assert "cached" in run_report(run, cache=cache) and "cached" not in first
+
+
+def test_history_lines_up_runs_of_one_rack_and_marks_the_regressed(tmp_path):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for i, busbw in enumerate((50.0, 51.0, 5.0)):  # the third run's bandwidth fell
+        _write(folder / f"r{i}.h5", _all_kinds(8, busbw=busbw)[:5], n=8, created=f"2026-12-0{i + 1}T10:00:00Z")
+    _write(folder / "other.h5", _all_kinds(4)[:1], n=4)
+    (folder / "junk.h5").write_text("not hdf5")
+    out = tmp_path / "history.html"
+    assert cli.run(["history", str(folder), "-o", str(out)]) == 0
+    page = Page(out.read_text())
+    assert "4 runs of 2 rack(s)" in page.text and "junk.h5" in page.text
+    rack = page.text.split("Rack 1")[1].split("Rack 2")[0]
+    assert rack.count("▼ regressed") == 1 and rack.index("2026-12-03T10") < rack.index("▼ regressed")
+    assert any("peak busbw per collective" in a["alt"] for a in page.all("img"))
+    assert any("slowest link" in a["alt"] for a in page.all("img"))
+    # The single-run report with --history: the same trend, this run marked.
+    report = tmp_path / "report.html"
+    assert cli.run(["report", str(folder / "r2.h5"), "--history", str(folder), "-o", str(report)]) == 0
+    text = Page(report.read_text()).text
+    assert "History of this rack" in text and "3 runs of the rack with 8 ranks" in text and "▶" in text
+
+
+def test_report_command_exit_codes(tmp_path, capsys):
+    run = _write(tmp_path / "ok.h5", _all_kinds(8)[:1], n=8)
+    out = tmp_path / "r.html"
+    assert cli.run(["report", str(run.path), "--baseline", str(run.path), "-o", str(out)]) == 0
+    assert "no regression" in Page(out.read_text()).text
+    assert cli.run(["report", str(tmp_path / "missing.h5"), "-o", str(out)]) == 2
+    assert "cannot open" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.run(["report", str(run.path)])  # -o is required
+
+
+def test_without_matplotlib_the_report_keeps_its_tables_and_says_why_figures_are_missing(tmp_path):
+    run = _write(tmp_path / "ok.h5", _all_kinds(8), n=8)
+    out = tmp_path / "r.html"
+    # A fresh interpreter in which importing matplotlib fails, as on an install without the extra.
+    code = ("import sys; sys.modules['matplotlib'] = None; from tessera_mpi.results import cli; "
+            f"sys.exit(cli.run(['report', {str(run.path)!r}, '--history', {str(tmp_path)!r}, '-o', {str(out)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    page = Page(out.read_text())
+    assert not page.all("img") and len(page.cells()) == 8
+    assert page.text.count("not drawn (matplotlib is not installed") >= 6
+    assert {a["data-check"] for a in page.all("section") if "data-check" in a} == set(run.checks)
