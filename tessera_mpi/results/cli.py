@@ -1,5 +1,6 @@
 """`python -m tessera_mpi.results FILE...` summarizes files; `... compare BASE NEW` compares two;
-`... report RUN` and `... history DIR_OR_FILES` write the HTML pages a person reads."""
+`... report RUN` and `... history DIR_OR_FILES` write the HTML pages a person reads;
+`... verdict RUN [--launcher-exit N]` exits with the suite's own verdict (what a CI should read)."""
 
 from __future__ import annotations
 
@@ -151,10 +152,53 @@ def _history(argv: list[str]) -> int:
     return 0
 
 
+def judge(run: RunResults, *, launcher_exit: int | None = None) -> tuple[int, str]:
+    """Return (exit code, one line) of the suite's own verdict in `run`, the authority over the
+    launcher's exit code: the launcher can abort after every rank finished (issue 21: real-ULFM
+    jobs whose mpirun hits SIGPIPE after a clean recovery), or exit 0 while a killed rank hides
+    (platform notes). A file that is not complete vouches for nothing: exit 1, or the launcher's."""
+    missing = incomplete(run)
+    recorded = run.attrs.get("exit_code")
+    launcher = "" if launcher_exit is None else f"; the launcher exited {launcher_exit}"
+    if missing is not None or recorded is None:
+        why = missing or "the file records no exit code (written before schema 1.3, or the run never ended)"
+        code = launcher_exit if launcher_exit else 1
+        return code, f"no verdict: INCOMPLETE ({why}){launcher}; exit {code}"
+    code = int(recorded)
+    counts = Counter(check.status for check in run.checks.values())
+    tally = ", ".join(f"{counts[s]} {s}" for s in ("passed", "failed", "error", "skipped") if counts[s])
+    word = "PASSED" if code == 0 else "FAILED"
+    line = f"suite verdict: {word} ({tally}), results complete, suite exit {code}"
+    if launcher_exit is not None and launcher_exit != code:
+        line += (f"; the launcher exited {launcher_exit} after the results were complete: the suite's "
+                 f"verdict stands (see docs/slurm.md, 'Reading the exit code')")
+    return code, line
+
+
+def _verdict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tessera_mpi.results verdict",
+                                     description="Print the suite's own verdict recorded in a results file and "
+                                                 "exit with the suite's exit code (0 passed, 1 failed); a file "
+                                                 "that is incomplete exits 1 (or the launcher's code). Give "
+                                                 "--launcher-exit $? so that a launcher that aborted after the "
+                                                 "results were complete is named, not believed.")
+    parser.add_argument("run", help="the results file (.h5) the suite wrote (--out)")
+    parser.add_argument("--launcher-exit", type=int, metavar="CODE", help="mpirun's or srun's exit code")
+    args = parser.parse_args(argv)
+    try:
+        results = read_results(args.run)
+    except ResultsFileError as exc:
+        print(f"tessera_mpi.results verdict: error: {exc}", file=sys.stderr)
+        return 2 if not args.launcher_exit else args.launcher_exit
+    code, line = judge(results, launcher_exit=args.launcher_exit)
+    print(line)
+    return code
+
+
 def run(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (1 for a regression in compare, 2 for unreadable files)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = {"compare": _compare, "report": _report, "history": _history}
+    commands = {"compare": _compare, "report": _report, "history": _history, "verdict": _verdict}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return _summary(argv)

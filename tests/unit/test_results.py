@@ -91,3 +91,41 @@ def test_table_rejects_ragged_rows():
         table([{"a": 1}, {"b": 2}])
     with pytest.raises(ValueError, match="at least one row"):
         table([])
+
+
+def _ended(tmp_path, *, statuses, complete, exit_code):
+    path = tmp_path / "run.h5"
+    attrs = dict(ATTRS, checks_selected=["mesh", "sharding"], complete=complete)
+    if exit_code is not None:
+        attrs["exit_code"] = exit_code
+    writer = ResultsWriter(path, attrs=attrs, ranks=RANKS)
+    for name, status in statuses.items():
+        writer.add(_record(name, status=status))
+    return path
+
+
+def test_verdict_is_the_suites_not_the_launchers(tmp_path, capsys):
+    passed = _ended(tmp_path, statuses={"mesh": "passed", "sharding": "passed"}, complete=True, exit_code=0)
+    # A launcher that aborted after the results were complete (issue 21) is named, not believed.
+    assert run(["verdict", str(passed), "--launcher-exit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "suite verdict: PASSED (2 passed), results complete, suite exit 0" in out
+    assert "the launcher exited 1 after the results were complete: the suite's verdict stands" in out
+    assert run(["verdict", str(passed), "--launcher-exit", "0"]) == 0
+    assert "launcher" not in capsys.readouterr().out
+
+
+def test_verdict_of_a_failed_run_and_of_an_incomplete_one(tmp_path, capsys):
+    failed = _ended(tmp_path, statuses={"mesh": "passed", "sharding": "failed"}, complete=True, exit_code=1)
+    # mpirun's 0 can hide a killed rank: the suite's failure stands.
+    assert run(["verdict", str(failed), "--launcher-exit", "0"]) == 1
+    assert "suite verdict: FAILED (1 passed, 1 failed)" in capsys.readouterr().out
+    cut = _ended(tmp_path, statuses={"mesh": "passed"}, complete=False, exit_code=None)
+    assert run(["verdict", str(cut), "--launcher-exit", "0"]) == 1, "an incomplete file never passes"
+    assert "no verdict: INCOMPLETE (ended during sharding, 1 of 2 selected checks recorded)" in capsys.readouterr().out
+    assert run(["verdict", str(cut), "--launcher-exit", "137"]) == 137
+    unfinished = _ended(tmp_path, statuses={"mesh": "passed", "sharding": "passed"}, complete=True, exit_code=None)
+    assert run(["verdict", str(unfinished)]) == 1
+    assert "records no exit code" in capsys.readouterr().out
+    assert run(["verdict", str(tmp_path / "missing.h5")]) == 2
+    assert run(["verdict", str(tmp_path / "missing.h5"), "--launcher-exit", "3"]) == 3

@@ -3,13 +3,14 @@
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SLURM = ROOT / "scripts" / "slurm"
-FAKE = '#!/bin/sh\necho "$(basename "$0") $*" > "$FAKE_LOG"\n'
+FAKE = '#!/bin/sh\necho "$(basename "$0") $*" > "$FAKE_LOG"\nexit "${FAKE_EXIT:-0}"\n'
 
 
 def _run(tmp_path, script, *args, env=None):
@@ -19,6 +20,9 @@ def _run(tmp_path, script, *args, env=None):
         path = bin_dir / name
         path.write_text(FAKE)
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    python = bin_dir / "python"  # the scripts' `python` is the venv's: here, this interpreter
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True, exist_ok=True)
     (venv / "bin" / "activate").write_text("")
@@ -55,3 +59,29 @@ def test_fault_tolerance_launches_with_mpirun_ulfm(tmp_path, script):
 def test_generic_needs_the_allocation_shape(tmp_path):
     done, argv = _run(tmp_path, "generic.sbatch", env={"SLURM_NTASKS_PER_NODE": ""})
     assert done.returncode == 2 and "give --nodes" in done.stderr and not argv
+
+
+@pytest.mark.parametrize("script", ["nvl72.sbatch", "generic.sbatch"])
+def test_a_launcher_that_aborts_after_complete_results_yields_to_the_suites_verdict(tmp_path, script):
+    from tessera_mpi.results import ResultsWriter, table
+    (tmp_path / "results").mkdir()
+    ranks = table([{"rank": 0, "host": "n1", "local_rank": 0, "local_size": 1, "device": "cpu"}])
+
+    def results(code):
+        ResultsWriter(tmp_path / "results" / "tessera-77.h5", ranks=ranks,
+                      attrs={"schema_version": "1.3", "tessera_mpi_version": "0.1.0", "created": "2026-12-03T00:00:00Z",
+                             "world_size": 1, "mesh_axes": ["dp"], "mesh_shape": [1], "backend": "numpy",
+                             "mpi_library_version": "Open MPI v5", "mpi4py_version": "4", "numpy_version": "2",
+                             "cuda_aware": False, "command_line": "python -m tessera_mpi.suite", "launcher": "mpirun",
+                             "complete": True, "exit_code": code, "checks_selected": []}).write()
+
+    results(0)
+    done, _ = _run(tmp_path, script, env={"TESSERA_FT": "1", "FAKE_EXIT": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the launcher exited 1 after the results were complete" in done.stdout
+    results(1)
+    done, _ = _run(tmp_path, script, env={"TESSERA_FT": "1", "FAKE_EXIT": "1"})
+    assert done.returncode == 1 and "suite verdict: FAILED" in done.stdout
+    (tmp_path / "results" / "tessera-77.h5").unlink()
+    done, _ = _run(tmp_path, script, env={"TESSERA_FT": "1", "FAKE_EXIT": "137"})
+    assert done.returncode == 137, "no results file: the launcher's code stands"
