@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 
 from tessera_mpi.fabric.collectives import SWEPT as COLLECTIVES  # noqa: E402
 from tessera_mpi.results import RunResults, read_results  # noqa: E402
+from tessera_mpi.runtime.topology import HostBlock, host_blocks  # noqa: E402
 from tessera_mpi.util.text import human_bytes  # noqa: E402
 
 
@@ -93,6 +94,15 @@ def plot_collective(name: str, run: RunResults, base: RunResults | None, out: Pa
     return path
 
 
+MAX_HOST_LABELS = 36
+"""Hosts are named on the links heatmaps up to this many blocks (two NVL72 racks)."""
+
+
+def link_host_blocks(run: RunResults) -> list[HostBlock]:
+    """The host blocks of the links heatmaps: consecutive ranks on one host, from /ranks."""
+    return host_blocks([h.decode() if isinstance(h, bytes) else h for h in run.ranks["host"]])
+
+
 def plot_links(run: RunResults, out: Path) -> list[Path]:
     check = run.checks.get("links")
     if check is None:
@@ -110,19 +120,27 @@ def plot_links(run: RunResults, out: Path) -> list[Path]:
         top = float(np.nanpercentile(matrix, 98)) if np.isfinite(matrix).any() else 1.0
         image = ax.imshow(matrix, cmap="viridis", interpolation="nearest", vmin=0, vmax=top)
         fig.colorbar(image, ax=ax, label="GB/s (clipped at the 98th percentile)")
-        hosts = [h.decode() if isinstance(h, bytes) else h for h in run.ranks["host"]]
-        for edge in [i for i in range(1, len(hosts)) if hosts[i] != hosts[i - 1]]:
-            ax.axhline(edge - 0.5, color="white", linewidth=0.6)
-            ax.axvline(edge - 0.5, color="white", linewidth=0.6)
+        blocks = link_host_blocks(run)
+        for block in blocks[1:]:
+            ax.axhline(block.first - 0.5, color="white", linewidth=0.6)
+            ax.axvline(block.first - 0.5, color="white", linewidth=0.6)
+        by_host = 1 < len(blocks) <= MAX_HOST_LABELS
+        if by_host:
+            # Each block is labelled with its host and first rank, at its middle.
+            centres = [(b.first + b.last) / 2 for b in blocks]
+            names = [f"{b.host} ({b.first})" for b in blocks]
+            ax.set_xticks(centres, names, rotation=90, fontsize=6)
+            ax.set_yticks(centres, names, fontsize=6)
         if key == "unidirectional" and len(slow):
             ax.scatter(slow["dst"], slow["src"], s=60, facecolors="none", edgecolors="red",
                        label=f"slow: < {fraction:g} x median ({len(slow)})")
             ax.legend(loc="upper right", fontsize=8)
-        ax.set_xlabel("destination rank")
-        ax.set_ylabel("source rank")
+        ax.set_xlabel("destination rank" + (", by host (first rank)" if by_host else ""))
+        ax.set_ylabel("source rank" + (", by host (first rank)" if by_host else ""))
         judged = "" if check.attrs.get("judged", True) else "; not judged (oversubscribed)"
+        topology = f" ({run.attrs['topology']})" if run.attrs.get("topology") else ""
         ax.set_title(f"links, {title}\nmedian one way {median:.2f} GB/s{judged}\n"
-                     "grey: not measured; white lines: host boundaries", fontsize=9)
+                     f"grey: not measured; white lines: boundaries of {len(blocks)} host blocks{topology}", fontsize=9)
         ax.set_facecolor("lightgray")
         fig.tight_layout()
         path = out / f"links_{key}.png"
