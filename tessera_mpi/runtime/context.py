@@ -105,7 +105,7 @@ def current() -> Runtime | None:
     return state.runtime
 
 
-def _place(backend_name: str | None, rank: int, size: int, node_rank: int) -> tuple[ArrayBackend, Placement]:
+def _place(backend_name: str | None, rank: int, *, size: int, node_rank: int) -> tuple[ArrayBackend, Placement]:
     """Choose the backend, bind this rank's device and say where the rank is (no communication).
 
     The host and node-local rank are the real ones, or those of the emulated topology when
@@ -155,7 +155,7 @@ def start(*, backend_name: str | None = None) -> Runtime:
     node = node_comm(world)
     error = ""
     try:
-        backend, placement = _place(backend_name, world.rank, world.size, node.rank)
+        backend, placement = _place(backend_name, world.rank, size=world.size, node_rank=node.rank)
         cuda_aware, source = (
             detect_cuda_aware(MPI.get_vendor()[0]) if backend.is_device else (False, "host buffers")
         )
