@@ -68,7 +68,8 @@ def test_the_default_suite_on_an_emulated_nvl72(tmp_path, capsys):
     assert re.search(r"mesh +PASSED .* verified on 18 hosts \(emulated topology 18x4\)", done.stdout), done.stdout
     run = read_results(out)
     assert run.attrs["topology"] == "emulated topology 18x4" and run.attrs["backend"] == "emulated"
-    assert all(c.status == "passed" for c in run.checks.values()), {n: c.status for n, c in run.checks.items()}
+    statuses = {name: c.status for name, c in run.checks.items()}
+    assert statuses.pop("soak") == "skipped" and set(statuses.values()) == {"passed"}, statuses  # soak needs --duration
     assert "verified on 18 hosts (emulated topology 18x4)" in run.checks["mesh"].headline
     # /ranks: 18 distinct hosts, in blocks, each with local ranks and slots 0-3 and one tray.
     hosts = _text(run.ranks["host"])
