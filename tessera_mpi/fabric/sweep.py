@@ -21,6 +21,7 @@ from mpi4py import MPI
 
 from ..comm.call import Batch, Call, Group
 from ..runtime import Runtime
+from ..runtime.device import sharing_machine
 from .busbw import algbw_gbps, busbw_gbps
 from .collectives import SWEPT, TABLE, spec
 from .pattern import values
@@ -244,6 +245,7 @@ def memory_cap(rt: Runtime, comm: MPI.Intracomm) -> int:
         share = free / max(1, math.ceil(rt.placement.local_size / max(1, rt.backend.device_count())))
     else:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        share = free / rt.placement.local_size
+        # The machine's memory, shared by every rank on it (emulated hosts included).
+        share = free / sharing_machine(rt.placement, rt.placements)
     return int(comm.allreduce(int(share // 4), op=MPI.MIN))
 

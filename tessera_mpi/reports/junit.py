@@ -10,7 +10,7 @@ from ..results.reader import plain
 from .summary import RunSummary
 
 SUITE_NAME = "tessera_mpi.suite"
-PROPERTIES = ("world_size", "final_world_size", "mesh_shape", "mesh_axes", "launcher", "backend",
+PROPERTIES = ("world_size", "final_world_size", "mesh_shape", "mesh_axes", "launcher", "backend", "topology",
               "tessera_mpi_version", "git_commit", "slurm_job_id", "slurm_step_id", "slurm_nodelist", "slurm_partition", "slurm_cluster")
 """Root attributes copied into <properties> (those present)."""
 

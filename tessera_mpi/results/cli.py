@@ -22,11 +22,12 @@ def format_run(run: RunResults) -> str:
     shape = "x".join(str(s) for s in a.get("mesh_shape", []))
     axes = ",".join(a.get("mesh_axes", []))
     mpi = str(a.get("mpi_library_version", "")).splitlines()
+    topology = f" ({a['topology']})" if a.get("topology") else ""
     lines = [
         f"{run.path}",
         f"  created {a.get('created')} by tessera_mpi {a.get('tessera_mpi_version')} "
         f"(schema {a.get('schema_version')}, git {a.get('git_commit') or 'unknown'})",
-        f"  {a.get('world_size')} ranks on {plural(len(hosts), 'host')}, mesh {shape} ({axes}), "
+        f"  {a.get('world_size')} ranks on {plural(len(hosts), 'host')}{topology}, mesh {shape} ({axes}), "
         f"backend {a.get('backend')}, CUDA-aware MPI {'yes' if a.get('cuda_aware') else 'no'}",
         f"  MPI: {mpi[0] if mpi else '?'}",
         f"  launcher: {a.get('launcher')}",

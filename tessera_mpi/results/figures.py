@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from ..runtime.topology import HostBlock, host_blocks
 from ..util.text import human_bytes
 from .measures import hosts_of, run_label, text
 from .reader import RunResults
@@ -100,6 +101,15 @@ LINK_KINDS = {"unidirectional": "one way: row sends to column", "bidirectional":
 """The links check's matrices and what each holds."""
 
 
+MAX_HOST_LABELS = 36
+"""Hosts are named on the links heatmaps up to this many blocks (two NVL72 racks)."""
+
+
+def link_host_blocks(run: RunResults) -> list[HostBlock]:
+    """The host blocks of the links heatmaps: consecutive ranks on one host, from /ranks."""
+    return host_blocks(hosts_of(run))
+
+
 def links_figure(run: RunResults, key: str) -> Figure | None:
     """The rank-pair matrix `key` of the links check (see LINK_KINDS), slow links circled and
     host boundaries drawn."""
@@ -117,19 +127,28 @@ def links_figure(run: RunResults, key: str) -> Figure | None:
     top = float(np.nanpercentile(matrix, 98)) if np.isfinite(matrix).any() else 1.0
     image = ax.imshow(matrix, cmap="viridis", interpolation="nearest", vmin=0, vmax=top)
     fig.colorbar(image, ax=ax, label="GB/s (clipped at the 98th percentile)")
-    hosts = hosts_of(run)
-    for edge in [i for i in range(1, min(len(hosts), len(matrix))) if hosts[i] != hosts[i - 1]]:
-        ax.axhline(edge - 0.5, color="white", linewidth=0.6)
-        ax.axvline(edge - 0.5, color="white", linewidth=0.6)
+    blocks = link_host_blocks(run)
+    for block in blocks[1:]:
+        if block.first < len(matrix):
+            ax.axhline(block.first - 0.5, color="white", linewidth=0.6)
+            ax.axvline(block.first - 0.5, color="white", linewidth=0.6)
+    by_host = 1 < len(blocks) <= MAX_HOST_LABELS
+    if by_host:
+        # Each block is labelled with its host and first rank, at its middle.
+        centres = [(b.first + b.last) / 2 for b in blocks]
+        names = [f"{b.host} ({b.first})" for b in blocks]
+        ax.set_xticks(centres, names, rotation=90, fontsize=6)
+        ax.set_yticks(centres, names, fontsize=6)
     if key == "unidirectional" and len(slow):
         ax.scatter(slow["dst"], slow["src"], s=60, facecolors="none", edgecolors="red",
                    label=f"slow: < {fraction:g} x median ({len(slow)})")
         ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlabel("destination rank")
-    ax.set_ylabel("source rank")
+    ax.set_xlabel("destination rank" + (", by host (first rank)" if by_host else ""))
+    ax.set_ylabel("source rank" + (", by host (first rank)" if by_host else ""))
     judged = "" if check.attrs.get("judged", True) else "; not judged (oversubscribed)"
+    topology = f" ({run.attrs['topology']})" if run.attrs.get("topology") else ""
     ax.set_title(f"links, {LINK_KINDS[key]}\nmedian one way {median:.2f} GB/s{judged}\n"
-                 "grey: not measured; white lines: host boundaries", fontsize=9)
+                 f"grey: not measured; white lines: boundaries of {len(blocks)} host blocks{topology}", fontsize=9)
     ax.set_facecolor("lightgray")
     fig.tight_layout()
     return fig

@@ -63,6 +63,8 @@ def root_attrs(rt: Runtime, mesh: Mesh, created: datetime) -> dict[str, Any]:
     commit = git_commit()
     if commit:
         attrs["git_commit"] = commit
+    if rt.placement.topology:
+        attrs["topology"] = rt.placement.topology
     for key in ("slurm_job_id", "slurm_step_id", "slurm_nodelist", "slurm_partition", "slurm_cluster"):
         value = getattr(rt.launch, key)
         if value:
@@ -71,7 +73,8 @@ def root_attrs(rt: Runtime, mesh: Mesh, created: datetime) -> dict[str, Any]:
 
 
 def ranks_table(mesh: Mesh) -> np.ndarray:
-    """Return the /ranks table: rank, host, local rank and size, device, mesh coordinates."""
+    """Return the /ranks table: rank, host, local rank and size, device, tray and slot (-1 where
+    unknown), mesh coordinates."""
     return table([
         {
             "rank": mesh.world_rank(r),
@@ -79,6 +82,8 @@ def ranks_table(mesh: Mesh) -> np.ndarray:
             "local_rank": p.local_rank,
             "local_size": p.local_size,
             "device": p.device,
+            "tray": -1 if p.tray is None else p.tray,
+            "slot": -1 if p.slot is None else p.slot,
             "coords": np.array(mesh.coords_of(r), dtype=np.int32),
         }
         for r, p in enumerate(mesh.placements)

@@ -16,6 +16,7 @@ from mpi4py import MPI
 
 from ..errors import ConfigError
 from .device import visible_devices
+from .topology import TOPOLOGY_ENV, read_topology
 
 BACKEND_ENV = "TESSERA_BACKEND"
 BACKEND_NAMES = ("auto", "numpy", "cupy", "emulated")
@@ -135,7 +136,8 @@ class EmulatedDeviceBackend(NumpyBackend):
 
     It exists so that tests cover the device paths on CPU-only machines; it measures nothing
     about a GPU and is never chosen automatically. Each node pretends to have
-    TESSERA_EMULATED_DEVICES devices (default 4, as on a GB200 NVL72 compute tray).
+    TESSERA_EMULATED_DEVICES devices (default 4, as on a GB200 NVL72 compute tray), or each
+    emulated host those of TESSERA_EMULATED_TOPOLOGY (runtime.topology).
     """
 
     name = "emulated"
@@ -151,7 +153,13 @@ class EmulatedDeviceBackend(NumpyBackend):
         value = os.environ.get(EMULATED_DEVICES_ENV, "4")
         if not value.isdigit() or int(value) < 1:
             raise ConfigError(f"{EMULATED_DEVICES_ENV} must be a positive integer, got {value!r}")
-        return int(value)
+        topology = read_topology()
+        if topology is None:
+            return int(value)
+        if EMULATED_DEVICES_ENV in os.environ and int(value) != topology.devices:
+            raise ConfigError(f"{EMULATED_DEVICES_ENV}={value} contradicts {TOPOLOGY_ENV}={topology} "
+                              f"({topology.devices} devices per host); unset {EMULATED_DEVICES_ENV}")
+        return topology.devices
 
     def bind(self, ordinal: int | None) -> str:
         return f"emulated:{ordinal}"

@@ -13,7 +13,7 @@ import sys
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,8 @@ from .sentinel import sentinel, timeout_from_env
 from .tracker import tracker
 from .watchdog import ROLL_CALL_GRACE_S, end_hung_job
 from .cuda_aware import detect_cuda_aware
-from .device import Placement, device_ordinal, hostname, node_comm
+from .device import Placement, device_ordinal, hostname, node_comm, sharing_machine
+from .topology import TOPOLOGY_ENV, emulated_topology
 from .ft import FaultTolerance, detect
 from .launcher import LaunchInfo, detect_launcher
 from .transfer import Staging
@@ -104,18 +105,28 @@ def current() -> Runtime | None:
     return state.runtime
 
 
-def _bind_backend(backend_name: str | None, local_rank: int) -> tuple[ArrayBackend, str]:
+def _place(backend_name: str | None, rank: int, *, size: int, node_rank: int) -> tuple[ArrayBackend, Placement]:
+    """Choose the backend, bind this rank's device and say where the rank is (no communication).
+
+    The host and node-local rank are the real ones, or those of the emulated topology when
+    TESSERA_EMULATED_TOPOLOGY is set (the one place that decides which host, local rank and
+    device a rank has); the local rank picks the device. Raises ConfigError."""
     backend = select_backend(backend_name)
-    ordinal = device_ordinal(local_rank, backend.device_count())
-    return backend, backend.bind(ordinal)
+    topology = emulated_topology(size, backend=backend.name)
+    local = topology.local_rank(rank) if topology else node_rank
+    device = backend.bind(device_ordinal(local, backend.device_count()))
+    if topology is not None:
+        return backend, topology.place(rank, device=device, machine=hostname())
+    return backend, Placement(host=hostname(), local_rank=local, local_size=1, device=device, machine=hostname())
 
 
 def _assemble(world: MPI.Intracomm, placement: Placement, **fixed: Any) -> Runtime:
     """Make the runtime's communicators over `world` (collective over it)."""
-    node = node_comm(world)
-    local = Placement(host=placement.host, local_rank=node.rank, local_size=node.size, device=placement.device,
-                      pid=os.getpid())
-    crowded = node.size > (os.cpu_count() or 1)
+    node = node_comm(world, placement)
+    local = replace(placement, local_rank=node.rank, local_size=node.size, pid=os.getpid())
+    placements = tuple(world.allgather(local))
+    # The real machine's CPUs, whatever hosts are emulated on it.
+    crowded = sharing_machine(local, placements) > (os.cpu_count() or 1)
     return Runtime(
         world=world,
         control=world.Dup(),
@@ -125,7 +136,7 @@ def _assemble(world: MPI.Intracomm, placement: Placement, **fixed: Any) -> Runti
         node=node,
         placement=local,
         oversubscribed=bool(world.allreduce(int(crowded), op=MPI.MAX)),
-        placements=tuple(world.allgather(local)),
+        placements=placements,
         **fixed,
     )
 
@@ -144,7 +155,7 @@ def start(*, backend_name: str | None = None) -> Runtime:
     node = node_comm(world)
     error = ""
     try:
-        backend, device = _bind_backend(backend_name, node.rank)
+        backend, placement = _place(backend_name, world.rank, size=world.size, node_rank=node.rank)
         cuda_aware, source = (
             detect_cuda_aware(MPI.get_vendor()[0]) if backend.is_device else (False, "host buffers")
         )
@@ -156,8 +167,13 @@ def start(*, backend_name: str | None = None) -> Runtime:
     if not verdict.ok:
         raise ConfigError(f"the runtime cannot start on {verdict.summary()}")
     node.Free()
+    # The node split below must be of one kind on every rank: an environment that differs
+    # between ranks would otherwise mismatch the collectives.
+    topologies = sorted(set(world.allgather(placement.topology)))
+    if len(topologies) > 1:
+        raise ConfigError(f"{TOPOLOGY_ENV} differs between ranks ({' / '.join(t or 'unset' for t in topologies)}); "
+                          "give every rank the same environment")
     _registry.shutdown = world.Dup()
-    placement = Placement(host=hostname(), local_rank=0, local_size=1, device=device)
     state.runtime = _assemble(
         world, placement, launch=detect_launcher(os.environ), backend=backend, cuda_aware=cuda_aware,
         cuda_aware_source=source, staging=Staging(backend, direct=cuda_aware), ft=ft,

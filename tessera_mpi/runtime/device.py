@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mpi4py import MPI
@@ -19,19 +20,43 @@ class Placement:
     device: str
     """"cpu", "emulated:N" or "cuda:N <name> <PCI bus id>"; N counts the visible devices."""
     pid: int = 0
-    """The rank's process id on its host (to end a hung rank's process when the job must end)."""
+    """The rank's process id on its machine (to end a hung rank's process when the job must end)."""
+    tray: int | None = None
+    """The rack's compute tray holding the device (from 1), None when unknown."""
+    slot: int | None = None
+    """The device's slot in its tray (from 0), None when unknown."""
+    machine: str = ""
+    """The host the process really runs on, where `pid` lives; differs from `host` only under
+    an emulated topology ("" when not recorded: then `host`)."""
+    topology: str = ""
+    """"emulated topology 18x4" when the host, tray, slot and local rank are emulated, else ""."""
 
     def __str__(self) -> str:
         return f"host {self.host}, local rank {self.local_rank}, device {self.device}"
 
+    @property
+    def process_host(self) -> str:
+        """The machine whose processes and memory this rank shares (its real host)."""
+        return self.machine or self.host
 
-def node_comm(comm: MPI.Intracomm) -> MPI.Intracomm:
-    """Return a communicator of the ranks of `comm` that share this node's memory.
 
-    Collective over `comm`. The shared-memory split is authoritative; launcher variables
-    such as OMPI_COMM_WORLD_LOCAL_RANK are not available under every launcher.
+def node_comm(comm: MPI.Intracomm, placement: Placement | None = None) -> MPI.Intracomm:
+    """Return a communicator of the ranks of `comm` on this rank's node.
+
+    Collective over `comm`, with placements of the same kind (all emulated or none) on every
+    rank. The node is the shared-memory split, which is authoritative (launcher variables such
+    as OMPI_COMM_WORLD_LOCAL_RANK are not available under every launcher); under an emulated
+    topology it is the ranks of this rank's emulated host (tray), so that the node-local split
+    behaves as on the rack it emulates, after a loss as well.
     """
+    if placement is not None and placement.topology and placement.tray is not None:
+        return comm.Split(placement.tray, key=comm.rank)
     return comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+
+
+def sharing_machine(me: Placement, placements: Sequence[Placement]) -> int:
+    """Return how many of `placements` run on `me`'s machine (its CPUs and memory are shared by that many)."""
+    return sum(p.process_host == me.process_host for p in placements)
 
 
 def visible_devices(env: dict[str, str] | None = None) -> list[str] | None:

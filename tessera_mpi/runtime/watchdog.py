@@ -117,9 +117,9 @@ def _kill_silent_on_my_host(answered: list[int]) -> None:
     rt = state.runtime
     if rt is None:
         return
-    mine = rt.placements[rt.rank].host
+    mine = rt.placements[rt.rank].process_host
     silent = [where.pid for rank, where in enumerate(rt.placements)
-              if rank not in answered and where.host == mine and where.pid]
+              if rank not in answered and where.process_host == mine and where.pid]
     # A stopped process is first continued (a planned hang then leaves by itself), and
     # killed only if it is still there: a stopped process killed outright was seen to leave
     # mpirun hanging after every rank had gone.

@@ -90,6 +90,10 @@ def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: Resul
             options: SuiteOptions, load: BackgroundLoad | None) -> list[str]:
     hosts = len({p.host for p in mesh.placements})
     mpi = MPI.Get_library_version().splitlines()[0].split(",")[0]
+    machines = sorted({p.process_host for p in mesh.placements})
+    emulated = [f"  {rt.placement.topology}: hosts, trays, local ranks and devices are emulated on "
+                f"{plural(len(machines), 'machine')} ({', '.join(machines)}); communication is real MPI"
+                ] if rt.placement.topology else []
     runs = [f"  repeat: the selection runs {options.repeat} times"] if options.repeat > 1 else []
     if load is not None:
         runs.append(f"  under load: a continuous all-reduce of {load.message_bytes} bytes per rank over the "
@@ -97,6 +101,7 @@ def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: Resul
     return [
         f"tessera_mpi {__version__}: {plural(rt.size, 'rank')} on {plural(hosts, 'host')} "
         f"({rt.launch.describe()}), mesh {shape_str(mesh.shape)} ({','.join(mesh.axes)})",
+        *emulated,
         f"  backend {rt.backend.name}, CUDA-aware MPI {'yes' if rt.cuda_aware else 'no'} "
         f"({rt.cuda_aware_source}), {mpi}",
         f"  fault tolerance: {rt.ft.describe()}"

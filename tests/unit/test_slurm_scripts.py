@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tessera_mpi.runtime.topology import TOPOLOGY_ENV, read_topology
+
 ROOT = Path(__file__).resolve().parents[2]
 SLURM = ROOT / "scripts" / "slurm"
 FAKE = '#!/bin/sh\necho "$(basename "$0") $*" > "$FAKE_LOG"\nexit "${FAKE_EXIT:-0}"\n'
@@ -85,3 +87,37 @@ def test_a_launcher_that_aborts_after_complete_results_yields_to_the_suites_verd
     (tmp_path / "results" / "tessera-77.h5").unlink()
     done, _ = _run(tmp_path, script, env={"TESSERA_FT": "1", "FAKE_EXIT": "137"})
     assert done.returncode == 137, "no results file: the launcher's code stands"
+
+
+def _sbatch_option(script, name):
+    """The value of `#SBATCH --name=VALUE` in a batch script."""
+    for line in (SLURM / script).read_text().splitlines():
+        if line.startswith(f"#SBATCH --{name}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"{script} has no #SBATCH --{name}")
+
+
+def _slurm_block_layout(nodes, tasks_per_node):
+    """(node index, SLURM_LOCALID) of each task under Slurm's default block distribution, which
+    is also how mpirun --map-by ppr:N:node ranks by slot: consecutive tasks fill a node first."""
+    return [divmod(task, tasks_per_node) for task in range(nodes * tasks_per_node)]
+
+
+def test_nvl72_layout_is_the_emulated_18x4_assignment(tmp_path):
+    nodes, per_node = int(_sbatch_option("nvl72.sbatch", "nodes")), int(_sbatch_option("nvl72.sbatch", "ntasks-per-node"))
+    assert int(_sbatch_option("nvl72.sbatch", "gpus-per-node")) == per_node, "one rank per GPU"
+    topology = read_topology({TOPOLOGY_ENV: f"{nodes}x{per_node}"})
+    assert str(topology) == "18x4"
+    layout = _slurm_block_layout(nodes, per_node)
+    places = [topology.place(rank, device="", machine="") for rank in range(topology.size)]
+    assert len(layout) == len(places) == 72
+    # The same host blocks: the emulated host of every rank is its node's, in node order.
+    assert [topology.host_name(node) for node, _ in layout] == [p.host for p in places]
+    assert [local for _, local in layout] == [p.local_rank for p in places] == [p.slot for p in places]
+    # The launch keeps that layout: srun's default block distribution, mpirun filling 4 slots per node.
+    _, srun = _run(tmp_path, "nvl72.sbatch")
+    assert not any(a.startswith(("--distribution", "-m")) for a in srun[:srun.index("python")]), srun
+    suite = srun[srun.index("python"):]
+    assert suite[suite.index("--mesh") + 1] == "6x6x2" and 6 * 6 * 2 == topology.size
+    _, mpirun = _run(tmp_path, "nvl72.sbatch", env={"TESSERA_FT": "1"})
+    assert mpirun[mpirun.index("--map-by") + 1] == f"ppr:{per_node}:node" and "--rank-by" not in mpirun

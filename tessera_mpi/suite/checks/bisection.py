@@ -3,11 +3,14 @@ once, for the rank-order halves and for a random split; aggregate bandwidth vs e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from mpi4py import MPI
 
 from ...fabric.expectations import expectation
 from ...fabric.p2p import exchange_window
+from ...runtime.device import Placement
 from ...results import table
 from ..context import CheckContext
 from ...util.text import human_bytes
@@ -33,6 +36,11 @@ def splits(n: int) -> dict[str, list[int]]:
     return {"halves": halves, "random": shuffled}
 
 
+def across_hosts(placements: Sequence[Placement], counterpart: list[int]) -> int:
+    """Return how many pairs of a split have their two ranks on different hosts."""
+    return sum(1 for a, b in enumerate(counterpart) if a < b and placements[a].host != placements[b].host)
+
+
 def judge_split(ctx: CheckContext, name: str, per_rank: np.ndarray, counterpart: list[int], *,
                 aggregate: float, wanted: float, pairs: int) -> None:
     """Judge one cut: its slowest pair against --slow-link-fraction x the cut's median pair (a
@@ -45,8 +53,9 @@ def judge_split(ctx: CheckContext, name: str, per_rank: np.ndarray, counterpart:
     reference = Reference(f"{name} split slowest pair", "GB/s", f"{source} x this cut's median pair {median:.4g} GB/s",
                           target=median, lower=fraction * median)
     pair = Culprit.pair(world(slowest), world(counterpart[slowest]))
+    hosts = f"hosts {ctx.mesh.placement(slowest).host} and {ctx.mesh.placement(counterpart[slowest]).host}"
     ctx.judge(reference, float(per_rank[slowest]), culprit=pair,
-              message=f"{name} split: {reference.shortfall(float(per_rank[slowest]))}; the slow pair is {pair}")
+              message=f"{name} split: {reference.shortfall(float(per_rank[slowest]))}; the slow pair is {pair} ({hosts})")
     if wanted:
         efficiency = ctx.options.min_efficiency
         ctx.judge(Reference(f"{name} split aggregate", "GB/s", f"--min-efficiency {efficiency:g} x {pairs} pairs x 2 "
@@ -89,7 +98,8 @@ def check_bisection(ctx: CheckContext) -> None:
         slowest = int(np.nanargmin(per_rank))
         if ctx.judge_timing:
             judge_split(ctx, name, per_rank, counterpart, aggregate=aggregate, wanted=wanted, pairs=pairs)
-        rows.append({"split": name, "pairs": pairs, "bytes_per_rank": buffers.nbytes * WINDOW,
+        rows.append({"split": name, "pairs": pairs, "pairs_across_hosts": across_hosts(mesh.placements, counterpart),
+                     "bytes_per_rank": buffers.nbytes * WINDOW,
                      "t_max_us": t_max * 1e6, "aggregate_GBps": aggregate,
                      "per_rank_min_GBps": float(np.nanmin(per_rank)),
                      "per_rank_median_GBps": float(np.nanmedian(per_rank)),
@@ -105,4 +115,5 @@ def check_bisection(ctx: CheckContext) -> None:
     judged = f" vs {halves['expected_GBps']:g} expected" if expect else f" (aggregate not judged: {unexpected})"
     ctx.headline = (f"{pairs} pairs x {human_bytes(buffers.nbytes)} x {WINDOW}: aggregate {halves['aggregate_GBps']:.2f} "
                     f"GB/s across the halves, {random['aggregate_GBps']:.2f} GB/s across a random cut{judged}; "
-                    f"slowest rank {halves['slowest_rank']}")
+                    f"slowest rank {halves['slowest_rank']} (host {mesh.placement(halves['slowest_rank']).host}); "
+                    f"{halves['pairs_across_hosts']} and {random['pairs_across_hosts']} pairs cross hosts")

@@ -53,6 +53,20 @@ class Outcome:
     verified: bool
     """The job was verified by communication after the fault (or the file read back from disk)."""
     detail: str
+    hosts: str = ""
+    """Where the victims were when the fault struck: "emul-n10 local rank 1" per victim."""
+
+
+def _located(scenario: Callable[[CheckContext], Outcome | list[Outcome]], ctx: CheckContext) -> list[Outcome]:
+    """Run one scenario and fill in its victims' hosts from the placements it started with
+    (a loss renumbers the ranks; victims are numbered as they were when the fault struck)."""
+    placements = runtime.current().placements
+    done = scenario(ctx)
+    outcomes = done if isinstance(done, list) else [done]
+    for o in outcomes:
+        o.hosts = ", ".join(f"{placements[v].host} local rank {placements[v].local_rank}"
+                            for v in map(int, o.victims.split(",")))
+    return outcomes
 
 
 def _world() -> dist.Mesh:
@@ -318,18 +332,18 @@ def check_faults(ctx: CheckContext) -> None:
     if rt.size < 2:
         ctx.skip("fault injection needs at least two ranks")
     start_size = rt.size
-    outcomes = [_hang(ctx), _delay(ctx), *_corruption(ctx)]
+    outcomes = [o for scenario in (_hang, _delay, _corruption) for o in _located(scenario, ctx)]
     skipped = [] if rt.size >= 3 else ["corruption-verify (needs 3 ranks, a majority to name the corrupted one)"]
     for needed, name, scenario in DROPS:
         if runtime.current().size >= needed:
-            outcomes.append(scenario(ctx))
+            outcomes.extend(_located(scenario, ctx))
         else:
             skipped.append(f"{name} (needs {needed} ranks, {runtime.current().size} left)")
     for o in outcomes:
         victims = [Culprit.rank(int(v)) for v in o.victims.split(",")]
         if not o.detected:
-            ctx.fail(f"{o.scenario}: the fault on rank(s) {o.victims} was not detected or named ({o.observers} "
-                     f"observed it): {o.detail}", culprit=victims)
+            ctx.fail(f"{o.scenario}: the fault on rank(s) {o.victims} ({o.hosts}) was not detected or named "
+                     f"({o.observers} observed it): {o.detail}", culprit=victims)
         elif not o.verified:
             # Recovery is the framework's work: no part of the rack is to blame for it failing.
             ctx.fail(f"{o.scenario}: after the fault, verification failed: {o.detail}", culprit=Culprit.whole())

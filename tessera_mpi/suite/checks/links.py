@@ -10,6 +10,7 @@ import numpy as np
 
 from ...fabric.p2p import Buffers, exchange_window, partner, receive_window, rounds, send_window
 from ...results import table
+from ...runtime.topology import hosts_phrase
 from ..context import CheckContext
 from ...util.text import human_bytes
 from ..progress import Progress
@@ -91,6 +92,37 @@ def common_end(links: list[tuple[int, int, float]]) -> tuple[int, int] | None:
     return (rank, count) if count >= 2 and count * 2 >= len(links) else None
 
 
+def host_summary(matrix: np.ndarray, hosts: list[str], slow: list[tuple[int, int, float]]
+                 ) -> tuple[list[dict], np.ndarray]:
+    """Return (one row per host, the [src host, dst host] median of measured links, 0 where none).
+
+    Hosts are in order of their first rank; a row gives the host's ranks, the median of its
+    links inside the host and of those leaving and entering it, its slowest link and how many
+    slow links touch it: where a tray's NVLink or its uplink is weak, its row says so."""
+    names = list(dict.fromkeys(hosts))
+    on = [np.array([h == name for h in hosts]) for name in names]
+
+    def links(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        block = matrix[np.ix_(src, dst)]
+        return block[block > 0]
+
+    blocks = np.array([[_median(links(a, b)) for b in on] for a in on])
+    rows = []
+    for host, mine in zip(names, on):
+        ranks = np.flatnonzero(mine)
+        touching = np.concatenate([links(mine, np.ones_like(mine)), links(~mine, mine)])
+        rows.append({"host": host, "ranks": int(ranks.size), "first_rank": int(ranks[0]), "last_rank": int(ranks[-1]),
+                     "within_GBps": _median(links(mine, mine)), "out_GBps": _median(links(mine, ~mine)),
+                     "in_GBps": _median(links(~mine, mine)),
+                     "slowest_GBps": float(touching.min()) if touching.size else 0.0,
+                     "slow_links": sum(1 for a, b, _ in slow if mine[a] or mine[b])})
+    return rows, blocks
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if values.size else 0.0
+
+
 def judge_links(ctx: CheckContext, matrix: np.ndarray, median: float, slow: list[tuple[int, int, float]],
                 culprit: tuple[int, int] | None, *, fraction: float, source: str) -> None:
     """Judge the slowest link against `fraction` x this run's median (on every rank, from the
@@ -109,11 +141,18 @@ def judge_links(ctx: CheckContext, matrix: np.ndarray, median: float, slow: list
               message=f"{len(slow)} links below {fraction:g} x the median {median:.4g} GB/s: {shown}{where}")
 
 
+def planted_slow_rank(n: int) -> int:
+    """The self-test's slow rank: inside the job and inside its host, neither the first nor the
+    last rank of either (rank 37 of 72, local rank 1 of emul-n10 under an emulated 18x4), so
+    that naming its host tests where host blocks begin and end."""
+    return min(n - 1, n // 2 + 1)
+
+
 @register("links", help="point-to-point GB/s of every rank pair, one way and both ways; slow links named",
           selftests=(SelfTest("one slow rank",
                               lambda rt, o, clean: {"delay_ms": planted_delay_ms(clean, "window_ms"),
-                                                    "ranks": [rt.size - 1]},
-                              lambda n: Culprit.rank(n - 1),
+                                                    "ranks": [planted_slow_rank(rt.size)]},
+                              lambda n: Culprit.rank(planted_slow_rank(n)),
                               scope=lambda o, n: replace(o, link_peers=min(o.link_peers or n - 1, PLANTED_PEERS))),))
 def check_links(ctx: CheckContext) -> None:
     mesh = ctx.mesh
@@ -159,12 +198,24 @@ def check_links(ctx: CheckContext) -> None:
     ctx.save("slow_links", table([{"src": a, "dst": b, "GBps": bw} for a, b, bw in slow]
                                  or [{"src": -1, "dst": -1, "GBps": 0.0}]),
              description="links below the slow fraction of the median (a single -1 row when none)")
+    hosts = [p.host for p in mesh.placements]
+    per_host, host_matrix = host_summary(uni_matrix, hosts, slow)
+    ctx.save("hosts", table(per_host), unit="GB/s", description="one row per host: its ranks, the median one-way "
+             "link inside it, out of it and into it, its slowest link and the slow links touching it (0 where none)")
+    ctx.save("host_matrix", host_matrix, unit="GB/s", description="[src host, dst host]: median one-way link, "
+             "hosts in the order of the hosts table, 0 where not measured")
     ctx.attrs.update(median_GBps=median, slow_fraction=fraction, message_bytes=buffers.nbytes,
                      window_ms=buffers.nbytes * WINDOW / (median * 1e9) * 1e3 if median > 0 else 0.0,
                      window=WINDOW, rounds=len(schedule), judged=judged, peers=peers, loop=buffers.loop)
     blame = f"; {mesh.describe(culprit[0])} is an end of {culprit[1]} of them" if culprit else ""
     note = "" if judged else " (not judged: oversubscribed machine, timings reflect CPU scheduling)"
     tested = int((uni_matrix > 0).sum())
+    across = ""
+    if len(per_host) > 1:
+        inside = [r["within_GBps"] for r in per_host if r["within_GBps"] > 0]
+        cross = np.array(hosts)[:, None] != np.array(hosts)[None, :]
+        across = (f"; {hosts_phrase(mesh.placements)}: median {_median(np.array(inside)):.2f} GB/s inside a host, "
+                  f"{_median(uni_matrix[cross & (uni_matrix > 0)]):.2f} GB/s between hosts")
     ctx.headline = (f"{tested} links at {human_bytes(buffers.nbytes)} x {WINDOW}: median {median:.2f} GB/s one way, "
                     f"{float(np.median(both_matrix[both_matrix > 0])):.2f} GB/s both ways; "
-                    f"{len(slow)} below {fraction:g} x median{note}{blame}")
+                    f"{len(slow)} below {fraction:g} x median{across}{note}{blame}")

@@ -9,7 +9,8 @@ from itertools import combinations
 import numpy as np
 
 from ...comm import hooks
-from ...util.text import plural, shape_str
+from ...runtime.topology import hosts_phrase
+from ...util.text import shape_str
 from ...dist.mesh import Mesh
 from ...results import table
 from ..context import CheckContext
@@ -97,4 +98,4 @@ def check_mesh(ctx: CheckContext) -> None:
     mesh = ctx.mesh
     note = f", {shared} ranks share a device" if shared else ""
     ctx.headline = (f"{shape_str(mesh.shape)} ({','.join(mesh.axes)}): {len(groups)} axis groups "
-                    f"verified on {plural(len(hosts), 'host')}{note}")
+                    f"verified on {hosts_phrase(mesh.placements)}{note}")
