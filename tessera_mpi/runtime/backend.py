@@ -218,6 +218,9 @@ class EmulatedDeviceBackend(NumpyBackend):
         """DLPack or `__cuda_array_interface__` exports of device buffers handed to MPI."""
         self.thread_devices: dict[int, int | None] = {}
         """Thread id -> the device it made current (`bind` and `use_in_thread`)."""
+        self.unset_device_uses = 0
+        """Device work (a synchronize, a copy, an export) by a thread that never set the device:
+        on a GPU, work on device 0 instead of this rank's."""
 
     def device_count(self) -> int:
         value = os.environ.get(EMULATED_DEVICES_ENV, "4")
@@ -239,7 +242,12 @@ class EmulatedDeviceBackend(NumpyBackend):
         self.bytes_from_host += a.nbytes
         return np.array(a, copy=True)
 
+    def _device_work(self) -> None:
+        if threading.get_ident() not in self.thread_devices:
+            self.unset_device_uses += 1
+
     def synchronize(self) -> None:
+        self._device_work()
         self.syncs += 1
 
     def clock(self) -> EventClock:
@@ -249,6 +257,7 @@ class EmulatedDeviceBackend(NumpyBackend):
         self.thread_devices[threading.get_ident()] = self.ordinal
 
     def export(self, a: Any) -> EmulatedDeviceBuffer:
+        self._device_work()
         return EmulatedDeviceBuffer(a, self.ordinal or 0, self)
 
     def pinned_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -257,10 +266,12 @@ class EmulatedDeviceBackend(NumpyBackend):
         return self.empty(int(np.prod(shape, dtype=np.int64)), dtype).reshape(shape)
 
     def download(self, a: Any, out: np.ndarray) -> None:
+        self._device_work()
         self.bytes_to_host += out.nbytes
         np.copyto(out, a)
 
     def upload(self, dst: Any, host: np.ndarray) -> None:
+        self._device_work()
         self.bytes_from_host += host.nbytes
         dst[...] = host
 
