@@ -418,3 +418,77 @@ def test_user_data_goes_through_the_backends_to_host(rt, monkeypatch):
     ctx.save("table", Refuses(np.ones(4)))
     assert ctx.datasets["table"].data.tolist() == [1.0] * 4
     assert backend.bytes_to_host == 24 + 32
+
+
+# --- CuPy's side of the backend, against a fake (items 3 and 5) -------------------------------
+
+
+class FakeDeviceArray:
+    """What the CuPy backend calls on a CuPy array."""
+
+    def __init__(self, n: int) -> None:
+        self.store = np.zeros(n)
+        self.flags = types.SimpleNamespace(c_contiguous=True)
+
+    def get(self, out: np.ndarray) -> np.ndarray:
+        np.copyto(out, self.store)
+        return out
+
+    def set(self, host: np.ndarray) -> None:
+        np.copyto(self.store, host)
+
+
+def test_the_cupy_backend_uses_pinned_memory_and_sets_the_device_per_thread(monkeypatch):
+    used: list[tuple[int, int]] = []
+
+    class Device:
+        def __init__(self, ordinal: int) -> None:
+            self.ordinal = ordinal
+
+        def use(self) -> None:
+            used.append((threading.get_ident(), self.ordinal))
+
+    pinned: list[tuple] = []
+    cupyx = types.ModuleType("cupyx")
+    cupyx.empty_pinned = lambda shape, dtype: pinned.append(shape) or np.empty(shape, dtype)
+    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    backend = CupyBackend(types.SimpleNamespace(cuda=types.SimpleNamespace(Device=Device)))
+    backend.ordinal = 2
+    staging = Staging(backend, direct=False)
+    a = FakeDeviceArray(4)
+    a.store[:] = [1, 2, 3, 4]
+    a.nbytes, a.dtype, a.shape = 32, np.dtype(np.float64), (4,)
+    a.data = types.SimpleNamespace(ptr=0xD000)
+    for _ in range(3):  # the staged steps of a call, without the stream synchronization
+        mirror = staging.mirror(a)
+        backend.download(a, mirror)
+        mirror *= 2
+        backend.upload(a, mirror)
+    assert pinned == [(4,)] and a.store.tolist() == [8, 16, 24, 32]
+    thread = threading.Thread(target=backend.use_in_thread)
+    thread.start()
+    thread.join()
+    assert used and used[0][1] == 2 and used[0][0] != threading.get_ident()
+
+
+# --- what is judged where ranks share a GPU (item 1) ------------------------------------------
+
+
+def test_ranks_sharing_one_h200_get_no_bandwidth_expectation_nor_timing_judgement(monkeypatch):
+    from tessera_mpi.fabric.expectations import expectation
+    from tessera_mpi.runtime.device import Placement
+    from tessera_mpi.suite.context import CheckContext
+
+    h200 = "cuda:0 NVIDIA H200 0000:1b:00.0"
+    four = [Placement(host="n1", local_rank=i, local_size=4, device=h200) for i in range(4)]
+    none, why = expectation(four)
+    assert none is None and why.startswith("ranks share a GPU (cuda:0 NVIDIA H200")
+    cpus = [Placement(host="n1", local_rank=i, local_size=4, device="cpu") for i in range(4)]
+    assert "no expectation for 'cpu'" in expectation(cpus)[1], "CPU ranks share no GPU"
+    options = types.SimpleNamespace(self_test=False)
+    for placements, judged in ((four, False), (cpus, True), (four[:1], True)):
+        fake_rt = types.SimpleNamespace(placements=tuple(placements), oversubscribed=False, rank=0)
+        monkeypatch.setattr("tessera_mpi.suite.context.runtime.current", lambda: fake_rt)
+        ctx = CheckContext(mesh=None, options=options)  # type: ignore[arg-type]
+        assert ctx.judge_timing is judged
+        assert ("ranks share a GPU (cuda:0 NVIDIA H200" in ctx.timing_not_judged) is not judged
