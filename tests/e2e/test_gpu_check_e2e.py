@@ -51,3 +51,23 @@ def test_the_gpu_check_runs_end_to_end_on_emulated_device_memory(tmp_path: Path)
         rows = f["checks/bandwidth/all_reduce"][()]
         assert {b.decode() if isinstance(b, bytes) else b for b in rows["buffers"]} == {"staged"}
         assert (rows["wrong"] == 0).all()
+
+
+def test_the_suite_on_the_direct_path_and_the_refusal_without_the_second_flag(tmp_path: Path):
+    from conftest import mpirun
+
+    refused = mpirun(2, "-m", "tessera_mpi.suite", "--tests", "mesh", "--quick", "--out", str(tmp_path / "no.h5"),
+                     timeout=120, env={"TESSERA_BACKEND": "emulated", "TESSERA_CUDA_AWARE": "1"})
+    assert refused.returncode != 0 and "TESSERA_CUDA_AWARE_FORCE=1" in refused.stdout + refused.stderr
+    assert not (tmp_path / "no.h5").exists()
+    done = mpirun(2, "-m", "tessera_mpi.suite", "--tests", "bandwidth,links", "--quick", "--sizes", "8:4K:8",
+                  "--out", str(tmp_path / "direct.h5"), timeout=180,
+                  env={"TESSERA_BACKEND": "emulated", "TESSERA_CUDA_AWARE": "1", "TESSERA_CUDA_AWARE_FORCE": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    with h5py.File(tmp_path / "direct.h5") as f:
+        assert f.attrs["buffers"] == "direct" and f.attrs["cuda_aware"]
+        for collective in ("all_reduce", "all_to_all", "sendrecv"):
+            rows = f[f"checks/bandwidth/{collective}"][()]
+            assert {b.decode() if isinstance(b, bytes) else b for b in rows["buffers"]} == {"direct"}
+            assert (rows["wrong"] == 0).all() and set(rows["loop"].astype(str)) == {"python"}
+        assert f["checks/links"].attrs["buffers"] == "direct"
