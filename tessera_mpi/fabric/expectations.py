@@ -59,14 +59,15 @@ def expectation(placements: Iterable[Placement], *, given_gbps: float | None = N
     if given_gbps is not None:
         return Expectation(float(given_gbps), f"--expect-busbw {given_gbps:g}"), ""
     placements = list(placements)
+    # Sharing first: four ranks on one H200 must read "ranks share a GPU", whatever the product.
+    shared = [d for d, n in Counter((p.host, p.device) for p in placements if p.device != "cpu").items() if n > 1]
+    if shared:
+        return None, f"ranks share a GPU ({shared[0][1]} on {shared[0][0]}), so none can reach its links"
     found = []
     for name in sorted({product(p.device) or p.device for p in placements}):
         if name not in KNOWN_PRODUCTS:
             return None, f"no expectation for {name!r} (not a product of the built-in table; pass --expect-busbw)"
         found.append(KNOWN_PRODUCTS[name])
-    shared = [d for d, n in Counter((p.host, p.device) for p in placements).items() if n > 1]
-    if shared:
-        return None, f"ranks share a GPU ({shared[0][1]} on {shared[0][0]}), so none can reach its links"
     if not found:
         return None, "no devices"
     return Expectation(*min(found)), ""

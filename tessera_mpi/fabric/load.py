@@ -77,6 +77,7 @@ class BackgroundLoad:
         if message_bytes < 4:
             raise ValueError(f"message_bytes must be at least 4, got {message_bytes}")
         rt = mesh.runtime
+        self._backend = rt.backend
         # A background group: its calls leave the main thread's tracker and planned faults alone.
         self.group = Group.of(mesh.comm.Dup(), tracked=False)
         self.message_bytes = message_bytes - message_bytes % 4
@@ -93,6 +94,8 @@ class BackgroundLoad:
         return self._thread is not None
 
     def _stream(self) -> None:
+        # The current device is per thread: without this the stream would run on device 0.
+        self._backend.use_in_thread()
         vote, agreed = np.zeros(1, dtype=np.int8), np.zeros(1, dtype=np.int8)
         iterations, start = 0, MPI.Wtime()
         reduce, _ = self.group.bind("background load", "all_reduce", None, self._payload, op="sum")

@@ -127,6 +127,9 @@ class Measurement:
     """The rank that spent the least time inside MPI: with a straggler, the straggler."""
     wait_spread: float = 0.0
     """(most - least waited) / the slowest rank's time: near 0 in balance, near 1 with a straggler."""
+    buffers: str = "host"
+    """How the buffers reached the transport (runtime.transfer.BufferPath): "host", "direct"
+    (device buffers to a CUDA-aware MPI) or "staged" (through pinned host buffers)."""
 
     @property
     def wrong(self) -> int:
@@ -141,7 +144,7 @@ class Measurement:
             "time_us_avg": t.t_avg * 1e6, "time_us_min": t.t_min * 1e6, "time_us_max": t.t_max * 1e6,
             "time_us_p50": t.p50 * 1e6, "time_us_p99": t.p99 * 1e6,
             "host_time_us_max": (t.host_t_max if t.host_t_max is not None else t.t_max) * 1e6,
-            "loop": t.loop,
+            "loop": t.loop, "buffers": self.buffers,
             "algbw_GBps": self.algbw_gbps, "busbw_GBps": self.busbw_gbps, "wrong": self.wrong,
         }
 
@@ -207,7 +210,7 @@ def measure(
         collective=collective, size_bytes=size, count=count, dtype=dtype.name, in_place=in_place,
         timing=timing, algbw_gbps=algbw_gbps(size, timing.t_max),
         busbw_gbps=busbw_gbps(collective, size, timing.t_max, comm.size), wrong_by_rank=wrong,
-        waits_least=int(waited.argmin()), wait_spread=spread,
+        waits_least=int(waited.argmin()), wait_spread=spread, buffers=group.staging.path,
     )
 
 

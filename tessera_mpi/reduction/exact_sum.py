@@ -253,8 +253,14 @@ def exact_sum(xp: Any, values: Any) -> Any:
         out, failed, failures = cpu_kernel.certified_sum(flat, fmt)
     if failures:
         # Only these can be NaN: the kernel certifies no element with a NaN or an infinity.
-        index = xp.flatnonzero(failed)
-        exact = _exact_columns(xp, widen(xp, flat[:, index], fmt), fmt)
+        if on_device:
+            # The failure count was the call's one host round trip (gpu_kernel.certified_sum);
+            # nothing below waits for the device again.
+            index = _compact(xp, failed, failures)
+            exact = _exact_columns_device(xp, widen(xp, flat[:, index], fmt), fmt)
+        else:
+            index = xp.flatnonzero(failed)
+            exact = _exact_columns(xp, widen(xp, flat[:, index], fmt), fmt)
         out[index] = widen(xp, canonical_nan(xp, exact), fmt)
     if fmt.dtype == np.float16 and not on_device:
         return cpu_kernel.narrow_float16(out).reshape(values.shape[1:])
@@ -302,11 +308,40 @@ def _exact_columns(xp: Any, flat: Any, fmt: FloatFormat) -> Any:
     return out
 
 
+def _compact(xp: Any, mask: Any, count: int) -> Any:
+    """Return the indices of `mask`'s `count` true entries, in order, with no shape that depends
+    on the data: on a device such a shape (flatnonzero's) is a host round trip."""
+    slot = xp.where(mask, xp.cumsum(mask) - 1, count)  # every false entry lands in a spare slot
+    index = xp.empty(count + 1, dtype=np.int64)
+    index[slot] = xp.arange(mask.size, dtype=np.int64)
+    return index[:count]
+
+
+def _exact_columns_device(xp: Any, flat: Any, fmt: FloatFormat) -> Any:
+    """`_exact_columns` for device arrays, with no host round trip: every column by digits on
+    the grid of fmt's whole exponent range, since choosing a narrower grid (or the float64 sum,
+    chunk by chunk) needs answers on the host. The columns with a NaN or an infinity are what
+    their float64 sum says. Meant for the few columns the certified kernel leaves."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = xp.sum(flat, axis=0, dtype=np.float64)
+    special = round_to(xp, total, fmt)
+    digits = _digits_on_grid(xp, finite_part(xp, flat), fmt.max_exponent, fmt.quantum, fmt.dtype)
+    # A sum of zeros is -0 only when every zero is -0; the digits alone give +0.
+    all_negative_zero = ((flat == 0) & xp.signbit(flat)).all(axis=0)
+    digits = xp.where(all_negative_zero, xp.asarray(-0.0, dtype=digits.dtype), digits)
+    return xp.where(xp.isfinite(flat).all(axis=0), digits, special)
+
+
 def _digit_sum(xp: Any, block: Any, top: Any, low: Any, fmt: FloatFormat, dtype: Any) -> Any:
     """Return the correctly rounded column sums of `block`, all finite, by digits."""
+    return _digits_on_grid(xp, block, int(top.max()), int(low.min()), dtype)
+
+
+def _digits_on_grid(xp: Any, block: Any, grid_top: int, grid_low: int, dtype: Any) -> Any:
+    """Return the correctly rounded column sums of `block`, all finite, by digits on the grid
+    from 2^grid_low (at or below every set bit) to 2^grid_top (above every magnitude)."""
     count = block.shape[0]
     bits = digit_bits(count)
-    grid_top, grid_low = int(top.max()), int(low.min())
     digits = digit_count(grid_top - grid_low, bits)
     summed = xp.empty((digits + 1, block.shape[1]), dtype=np.float64)
     for k, digit in enumerate(split(xp, block, grid_top, digits, bits)):

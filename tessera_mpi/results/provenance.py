@@ -53,6 +53,8 @@ def root_attrs(rt: Runtime, mesh: Mesh, created: datetime) -> dict[str, Any]:
         "mpi4py_version": mpi4py.__version__,
         "numpy_version": np.__version__,
         "backend": rt.backend.name,
+        "backend_reason": rt.backend.reason,
+        "buffers": rt.staging.path,
         "cuda_aware": bool(rt.cuda_aware),
         "cuda_aware_source": rt.cuda_aware_source,
         "command_line": shlex.join(getattr(sys, "orig_argv", sys.argv)),

@@ -3,12 +3,15 @@
 Every buffer the framework allocates comes from the backend's `xp` namespace, so every collective
 and check works on host and device memory alike. The emulated backend keeps arrays on the host but
 declares them device memory, so the device code paths (stream synchronization before MPI, host
-staging when MPI is not CUDA-aware) run and are tested on machines without a GPU.
+staging through pinned buffers when MPI is not CUDA-aware, device buffers handed to a CUDA-aware
+MPI through DLPack or `__cuda_array_interface__` only, the device made current in every thread)
+run and are tested on machines without a GPU.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -76,6 +79,10 @@ class ArrayBackend:
     name: ClassVar[str]
     is_device: ClassVar[bool]
     xp: Any
+    ordinal: int | None = None
+    """The device this process uses (set by `bind`; None for host memory)."""
+    reason: str = ""
+    """Why this backend was chosen (select_backend), for reports: a fallback says what failed."""
 
     def device_count(self) -> int:
         """Return how many devices this process can see (0 for host memory)."""
@@ -94,7 +101,8 @@ class ArrayBackend:
         return self.xp.empty(count, dtype=dtype)
 
     def to_host(self, a: Any) -> np.ndarray:
-        """Return a NumPy array with the contents of backend array `a` (a copy for device arrays)."""
+        """Return a NumPy array with the contents of `a`, a backend array or anything NumPy
+        takes (a copy for device arrays): what user data goes through before it is stored."""
         return np.asarray(a)
 
     def from_host(self, a: np.ndarray) -> Any:
@@ -111,6 +119,31 @@ class ArrayBackend:
     def clock(self) -> HostClock | EventClock:
         """Return a new clock for timing operations on this backend's buffers."""
         return HostClock()
+
+    def use_in_thread(self) -> None:
+        """Make this process's device current in the calling thread.
+
+        CUDA's current device is a property of each host thread: a thread other than the one
+        that ran `bind` (the background load's) would otherwise work on device 0.
+        """
+
+    def export(self, a: Any) -> Any:
+        """Return what a CUDA-aware MPI is handed for device array `a` (the array itself:
+        mpi4py reads device arrays through DLPack or `__cuda_array_interface__`)."""
+        return a
+
+    def pinned_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """Return an uninitialized host array that device copies reach at full speed (pinned,
+        page-locked memory on CuPy), allocated once per staged buffer (runtime/transfer.py)."""
+        return np.empty(shape, dtype=dtype)
+
+    def download(self, a: Any, out: np.ndarray) -> None:
+        """Copy backend array `a` into host array `out` of its shape and dtype."""
+        np.copyto(out, a)
+
+    def upload(self, dst: Any, host: np.ndarray) -> None:
+        """Copy host array `host` into backend array `dst` of its shape and dtype, in place."""
+        dst[...] = host
 
 
 class NumpyBackend(ArrayBackend):
@@ -131,8 +164,42 @@ class NumpyBackend(ArrayBackend):
         return raw[start:start + count * dtype.itemsize].view(dtype)
 
 
+class EmulatedDeviceBuffer:
+    """An emulated device array as a CUDA-aware MPI receives it: like a CuPy array it offers
+    DLPack (on a CUDA device) and `__cuda_array_interface__`, and no buffer protocol, so a
+    path that hands MPI device memory any other way fails here as it would on a GPU.
+
+    Its memory is host memory, so any MPI can read it: the direct path runs end to end.
+    """
+
+    __slots__ = ("array", "device", "_backend")
+
+    def __init__(self, array: np.ndarray, device: int, backend: EmulatedDeviceBackend) -> None:
+        if not array.flags.c_contiguous:
+            raise ValueError("device buffers handed to MPI must be contiguous")
+        self.array, self.device, self._backend = array, device, backend
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (2, self.device)  # kDLCUDA, as CuPy reports its arrays
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                   copy: Any = None) -> Any:
+        # mpi4py passes stream=-1 (no synchronization: the call path synchronized already);
+        # NumPy's capsule takes no stream.
+        self._backend.exports += 1
+        return self.array.__dlpack__(max_version=max_version, copy=copy)
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        self._backend.exports += 1
+        a = self.array
+        return {"shape": a.shape, "typestr": a.dtype.str, "data": (a.ctypes.data, not a.flags.writeable),
+                "strides": None, "version": 3, "stream": None}
+
+
 class EmulatedDeviceBackend(NumpyBackend):
-    """Host memory that the framework treats as device memory, counting syncs and copies.
+    """Host memory that the framework treats as device memory, counting what device code does:
+    synchronizations, copies, pinned allocations, exports to MPI, threads that set the device.
 
     It exists so that tests cover the device paths on CPU-only machines; it measures nothing
     about a GPU and is never chosen automatically. Each node pretends to have
@@ -148,6 +215,14 @@ class EmulatedDeviceBackend(NumpyBackend):
         self.syncs = 0
         self.bytes_to_host = 0
         self.bytes_from_host = 0
+        self.pinned_allocations = 0
+        self.exports = 0
+        """DLPack or `__cuda_array_interface__` exports of device buffers handed to MPI."""
+        self.thread_devices: dict[int, int | None] = {}
+        """Thread id -> the device it made current (`bind` and `use_in_thread`)."""
+        self.unset_device_uses = 0
+        """Device work (a synchronize, a copy, an export) by a thread that never set the device:
+        on a GPU, work on device 0 instead of this rank's."""
 
     def device_count(self) -> int:
         value = os.environ.get(EMULATED_DEVICES_ENV, "4")
@@ -162,21 +237,51 @@ class EmulatedDeviceBackend(NumpyBackend):
         return topology.devices
 
     def bind(self, ordinal: int | None) -> str:
+        self.ordinal = ordinal
+        self.thread_devices[threading.get_ident()] = ordinal
         return f"emulated:{ordinal}"
 
     def to_host(self, a: Any) -> np.ndarray:
-        self.bytes_to_host += a.nbytes
-        return np.array(a, copy=True)
+        host = np.array(a, copy=True)
+        self.bytes_to_host += host.nbytes
+        return host
 
     def from_host(self, a: np.ndarray) -> Any:
         self.bytes_from_host += a.nbytes
         return np.array(a, copy=True)
 
+    def _device_work(self) -> None:
+        if threading.get_ident() not in self.thread_devices:
+            self.unset_device_uses += 1
+
     def synchronize(self) -> None:
+        self._device_work()
         self.syncs += 1
 
     def clock(self) -> EventClock:
         return EventClock(_HostEvent, lambda begin, end: (end.at - begin.at) * 1e3)
+
+    def use_in_thread(self) -> None:
+        self.thread_devices[threading.get_ident()] = self.ordinal
+
+    def export(self, a: Any) -> EmulatedDeviceBuffer:
+        self._device_work()
+        return EmulatedDeviceBuffer(a, self.ordinal or 0, self)
+
+    def pinned_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        self.pinned_allocations += 1
+        dtype = np.dtype(dtype)
+        return self.empty(int(np.prod(shape, dtype=np.int64)), dtype).reshape(shape)
+
+    def download(self, a: Any, out: np.ndarray) -> None:
+        self._device_work()
+        self.bytes_to_host += out.nbytes
+        np.copyto(out, a)
+
+    def upload(self, dst: Any, host: np.ndarray) -> None:
+        self._device_work()
+        self.bytes_from_host += host.nbytes
+        dst[...] = host
 
 
 class CupyBackend(ArrayBackend):
@@ -194,6 +299,7 @@ class CupyBackend(ArrayBackend):
     def bind(self, ordinal: int | None) -> str:
         if ordinal is None:
             raise ConfigError("the cupy backend needs a GPU but this rank sees none")
+        self.ordinal = ordinal
         device = self.xp.cuda.Device(ordinal)
         device.use()
         props = self.xp.cuda.runtime.getDeviceProperties(ordinal)
@@ -217,19 +323,53 @@ class CupyBackend(ArrayBackend):
     def clock(self) -> EventClock:
         return EventClock(self.xp.cuda.Event, self.xp.cuda.get_elapsed_time)
 
+    def use_in_thread(self) -> None:
+        if self.ordinal is not None:
+            self.xp.cuda.Device(self.ordinal).use()
+
+    def pinned_empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        import cupyx  # type: ignore[import-not-found]
+
+        return cupyx.empty_pinned(shape, dtype=dtype)
+
+    def download(self, a: Any, out: np.ndarray) -> None:
+        a.get(out=out)
+
+    def upload(self, dst: Any, host: np.ndarray) -> None:
+        if dst.flags.c_contiguous:
+            dst.set(host)
+        else:
+            dst[...] = self.xp.asarray(host)
+
+
+INSTALL_HINT = "pip install 'tessera_mpi[gpu-cuda12]' (or [gpu-cuda13] for a CUDA 13 driver)"
+
 
 def _usable_cupy() -> tuple[Any, str]:
-    """Return (cupy module or None, reason it is unusable)."""
+    """Return (cupy module or None, reason it is unusable).
+
+    A GPU count is not enough: CuPy without its CUDA libraries imports and counts the GPUs,
+    then fails on the first kernel (NVRTC compiles every kernel). So a tiny kernel runs here
+    and its result is checked.
+    """
     try:
         import cupy  # type: ignore[import-not-found]
     except ImportError as exc:
-        return None, f"CuPy is not installed ({exc}); pip install 'tessera_mpi[gpu]'"
+        return None, f"CuPy is not installed ({exc}); {INSTALL_HINT}"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA raises its own error classes when no driver is present
         return None, f"CuPy cannot reach a GPU: {exc}"
     if count == 0:
         return None, "CuPy sees no GPU (check CUDA_VISIBLE_DEVICES)"
+    try:
+        probe = cupy.ElementwiseKernel("int32 x", "int32 y", "y = 3 * x + 1", "tessera_probe")
+        got = [int(v) for v in cupy.asnumpy(probe(cupy.arange(4, dtype=cupy.int32)))]
+    except Exception as exc:  # NVRTC missing, a driver too old for the runtime, ...
+        return None, (f"CuPy sees {count} GPU(s) but cannot run a kernel ({type(exc).__name__}: {exc}); "
+                      f"the CUDA libraries CuPy needs are missing or do not match the driver: {INSTALL_HINT}")
+    if got != [1, 4, 7, 10]:
+        return None, f"CuPy ran a test kernel on the GPU and got {got} instead of [1, 4, 7, 10]"
     return cupy, ""
 
 
@@ -243,13 +383,17 @@ def select_backend(name: str | None = None) -> ArrayBackend:
         raise ConfigError(
             f"{BACKEND_ENV}={chosen!r} is not a backend; choose one of {', '.join(BACKEND_NAMES)}"
         )
+    backend: ArrayBackend
     if chosen == "numpy":
-        return NumpyBackend()
-    if chosen == "emulated":
-        return EmulatedDeviceBackend()
-    cupy, reason = _usable_cupy()
-    if cupy is not None:
-        return CupyBackend(cupy)
-    if chosen == "cupy":
-        raise ConfigError(f"{BACKEND_ENV}=cupy but {reason}")
-    return NumpyBackend()
+        backend = NumpyBackend()
+    elif chosen == "emulated":
+        backend = EmulatedDeviceBackend()
+    else:
+        cupy, reason = _usable_cupy()
+        if cupy is None and chosen == "cupy":
+            raise ConfigError(f"{BACKEND_ENV}=cupy but {reason}")
+        backend = CupyBackend(cupy) if cupy is not None else NumpyBackend()
+        backend.reason = "CuPy ran a test kernel on a GPU" if cupy is not None else f"NumPy, because {reason}"
+        return backend
+    backend.reason = f"{BACKEND_ENV}={chosen}"
+    return backend

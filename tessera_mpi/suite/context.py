@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, TypeVar
 
-import numpy as np
 
 from .. import runtime
 from ..dist.mesh import Mesh
@@ -83,8 +82,29 @@ class CheckContext:
     def judge_timing(self) -> bool:
         """Whether timing figures are judged: on real hardware, and under --self-test (which must
         show the judgement can fail); not on an oversubscribed machine, where timings measure CPU
-        scheduling rather than the fabric. The same on every rank."""
-        return self.options.self_test or not self.runtime.oversubscribed
+        scheduling rather than the fabric, nor where ranks share a GPU, where they measure the
+        GPU's time slicing and host staging. The same on every rank."""
+        return self.options.self_test or not (self.runtime.oversubscribed or self.shared_devices)
+
+    @property
+    def timing_not_judged(self) -> str:
+        """Why timing figures are not judged ("" when they are), for records and headlines."""
+        if self.judge_timing:
+            return ""
+        if self.runtime.oversubscribed:
+            return "oversubscribed machine: timings measure CPU scheduling"
+        return f"ranks share a GPU ({self.shared_devices}): timings measure its time slicing and host staging"
+
+    @property
+    def shared_devices(self) -> str:
+        """"" when every rank has a device of its own (or none), else which device ranks share
+        ("cuda:0 NVIDIA H200 ... on n07"). The same on every rank."""
+        seen: set[tuple[str, str]] = set()
+        for p in self.runtime.placements:
+            if p.device != "cpu" and (p.host, p.device) in seen:
+                return f"{p.device} on {p.host}"
+            seen.add((p.host, p.device))
+        return ""
 
     def relative(self, flag: str, given: float) -> tuple[float, str]:
         """Return (the threshold of a relative timing reference, its source) for `flag` given as
@@ -128,9 +148,10 @@ class CheckContext:
         """End the check as skipped (call on every rank)."""
         raise CheckSkipped(reason)
 
-    def save(self, name: str, data: np.ndarray, **attrs: Any) -> None:
-        """Store `data` as /checks/<check>/<name>; only the root rank's saves are written."""
-        self.datasets[name] = Dataset(np.asarray(data), attrs)
+    def save(self, name: str, data: Any, **attrs: Any) -> None:
+        """Store `data` (host or device array) as /checks/<check>/<name>; only the root rank's
+        saves are written."""
+        self.datasets[name] = Dataset(self.runtime.backend.to_host(data), attrs)
 
 
 NOISE_FLOORS = {"--slow-link-fraction": 0.2, "--min-trend": 0.5}

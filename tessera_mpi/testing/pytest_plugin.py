@@ -16,7 +16,7 @@ fixtures or run under --with-mpi, so installing tessera_mpi never changes other 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,12 +104,14 @@ class Recorder:
     datasets: dict[str, Any] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     headline: str = ""
+    to_host: Callable[[Any], np.ndarray] = np.asarray
+    """The array backend's `to_host`: `data` may be a device array, which np.asarray refuses."""
 
     def save(self, name: str, data: Any, **attrs: Any) -> None:
-        """Store `data` as /checks/<test>/<name> (only rank 0's saves are written)."""
+        """Store `data` (host or device array) as /checks/<test>/<name> (only rank 0's saves are written)."""
         from ..results import Dataset
 
-        self.datasets[name] = Dataset(np.asarray(data), attrs)
+        self.datasets[name] = Dataset(self.to_host(data), attrs)
 
 
 class _ResultsFile:
@@ -153,7 +155,7 @@ def tessera_results(request: pytest.FixtureRequest, tessera_mesh: Any) -> Iterat
     if _FILE_KEY not in config.stash:
         config.stash[_FILE_KEY] = _ResultsFile(config, tessera_mesh)
     results = config.stash[_FILE_KEY]
-    recorder, start = Recorder(), time.perf_counter()
+    recorder, start = Recorder(to_host=tessera_mesh.runtime.backend.to_host), time.perf_counter()
     yield recorder
     reports = request.node.stash.get(_REPORT_KEY, {})
     call = reports.get("call")

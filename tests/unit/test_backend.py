@@ -39,25 +39,29 @@ def test_device_buffers_are_synchronized_and_staged_without_cuda_aware_mpi():
     send, out = np.arange(4.0), np.zeros(4)
     host_send = staging.send_buffer(send)
     host_recv = staging.recv_buffer(out)
-    assert staging.staged and host_send is not send and host_recv is not out
+    assert staging.staged and staging.path == "staged"
+    assert host_send is not send and host_recv is not out
     host_recv[...] = host_send * 2  # what MPI would write
     staging.finish(host_recv, out)
     assert np.array_equal(out, [0, 2, 4, 6])
     assert backend.syncs == 2
     assert backend.bytes_to_host == 32 and backend.bytes_from_host == 32
+    assert backend.pinned_allocations == 2 and backend.exports == 0
 
 
 def test_device_buffers_go_straight_to_cuda_aware_mpi():
     backend = EmulatedDeviceBackend()
     staging = Staging(backend, direct=True)
     a = np.ones(3)
-    assert staging.send_buffer(a) is a and staging.recv_buffer(a) is a
-    assert backend.syncs == 2 and backend.bytes_to_host == 0
+    sent, received = staging.send_buffer(a), staging.recv_buffer(a)
+    # Exported as CuPy arrays are (DLPack, __cuda_array_interface__), never a host copy.
+    assert sent.array is a and received.array is a and staging.path == "direct"
+    assert backend.syncs == 2 and backend.bytes_to_host == 0 and backend.pinned_allocations == 0
 
 
 def test_cuda_aware_override_and_detection(monkeypatch):
     monkeypatch.setenv("TESSERA_CUDA_AWARE", "1")
-    assert detect_cuda_aware("Open MPI") == (True, "TESSERA_CUDA_AWARE=1")
+    assert detect_cuda_aware("MVAPICH2") == (True, "TESSERA_CUDA_AWARE=1")
     monkeypatch.setenv("TESSERA_CUDA_AWARE", "yes")
     with pytest.raises(ConfigError, match="0 or 1"):
         detect_cuda_aware("Open MPI")

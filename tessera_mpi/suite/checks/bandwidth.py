@@ -159,7 +159,7 @@ def check_bandwidth(ctx: CheckContext) -> None:
         min_efficiency=ctx.options.min_efficiency, sizes=f"{low}:{high}:{factor}",
         clock=results["all_reduce"][0].timing.clock, under_load=unloaded is not None,
         loop=",".join(sorted({m.timing.loop for ms in results.values() for m in ms})),
-        loop_fallback=native.reason(),
+        loop_fallback=native.reason(), buffers=ctx.runtime.staging.path,
     )
     verdict = (f"vs {expect.busbw_gbps:g} GB/s expected ({expect.source})" if expect
                else f"not judged: {unexpected}")

@@ -105,12 +105,12 @@ def check_bisection(ctx: CheckContext) -> None:
                      "per_rank_median_GBps": float(np.nanmedian(per_rank)),
                      "slowest_rank": slowest, "expected_GBps": wanted})
     if not ctx.judge_timing:
-        ctx.skip_judging("oversubscribed machine: timings measure CPU scheduling")
+        ctx.skip_judging(ctx.timing_not_judged)
     ctx.save("splits", table(rows), description="one row per cut; per-rank figures count both directions")
     # The typical exchange, both directions of one rank's window: what a planted delay must exceed.
     exchange_ms = 2 * buffers.nbytes * WINDOW / (rows[0]["per_rank_median_GBps"] * 1e9) * 1e3
     ctx.attrs.update(expectation_source=expect.source if expect else f"none: {unexpected}", exchange_ms=exchange_ms,
-                     loop=buffers.loop)
+                     loop=buffers.loop, buffers=ctx.runtime.staging.path)
     halves, random = rows
     judged = f" vs {halves['expected_GBps']:g} expected" if expect else f" (aggregate not judged: {unexpected})"
     ctx.headline = (f"{pairs} pairs x {human_bytes(buffers.nbytes)} x {WINDOW}: aggregate {halves['aggregate_GBps']:.2f} "

@@ -191,7 +191,7 @@ def check_links(ctx: CheckContext) -> None:
     if judged and median > 0:
         judge_links(ctx, uni_matrix, median, slow, culprit, fraction=fraction, source=source)
     elif not judged:
-        ctx.skip_judging("oversubscribed machine: timings measure CPU scheduling")
+        ctx.skip_judging(ctx.timing_not_judged)
     ctx.save("unidirectional", uni_matrix, unit="GB/s", description="[src, dst]: src sending to dst alone, "
              "0 where not measured")
     ctx.save("bidirectional", both_matrix, unit="GB/s", description="[a, b]: both directions at once, summed")
@@ -206,9 +206,10 @@ def check_links(ctx: CheckContext) -> None:
              "hosts in the order of the hosts table, 0 where not measured")
     ctx.attrs.update(median_GBps=median, slow_fraction=fraction, message_bytes=buffers.nbytes,
                      window_ms=buffers.nbytes * WINDOW / (median * 1e9) * 1e3 if median > 0 else 0.0,
-                     window=WINDOW, rounds=len(schedule), judged=judged, peers=peers, loop=buffers.loop)
+                     window=WINDOW, rounds=len(schedule), judged=judged, peers=peers, loop=buffers.loop,
+                     buffers=ctx.runtime.staging.path)
     blame = f"; {mesh.describe(culprit[0])} is an end of {culprit[1]} of them" if culprit else ""
-    note = "" if judged else " (not judged: oversubscribed machine, timings reflect CPU scheduling)"
+    note = "" if judged else f" (not judged: {ctx.timing_not_judged})"
     tested = int((uni_matrix > 0).sum())
     across = ""
     if len(per_host) > 1:

@@ -136,11 +136,13 @@ def check_soak(ctx: CheckContext) -> None:
     # medians, is judged under --self-test too.
     if ctx.judge_timing:
         judge_trend(ctx, rows, np.array(waited))
-    if not rt.oversubscribed:
+    if ctx.judge_timing and not rt.oversubscribed:
         judge_dips(ctx, rows)
-    else:
+    elif rt.oversubscribed:
         ctx.skip_judging("oversubscribed machine: timings measure CPU scheduling" +
                          ("; the trend is judged, single-window dips are not" if ctx.judge_timing else ""))
+    else:
+        ctx.skip_judging(ctx.timing_not_judged)
     busbw = np.array([r["busbw_GBps"] for r in rows])
     dipped, median = dips(busbw, ctx.options.min_efficiency)
     ratio, fitted = _trend(np.array([r["t_s"] for r in rows]), busbw)
@@ -151,7 +153,7 @@ def check_soak(ctx: CheckContext) -> None:
                      trend=ratio, fitted_trend=fitted, judged=ctx.judge_timing,
                      min_efficiency=ctx.options.min_efficiency,
                      min_trend=ctx.options.min_trend)
-    note = "" if ctx.judge_timing else "; not judged: oversubscribed machine"
+    note = "" if ctx.judge_timing else f"; not judged: {ctx.timing_not_judged}"
     ctx.attrs["dips"] = dipped
     ctx.headline = (f"{len(rows)} windows of {window_s:.2f} s over {duration:g} s at {human_bytes(size)}: busbw median "
                     f"{median:.2f} GB/s, min {busbw.min():.2f}, max {busbw.max():.2f}; last/first quarter "
