@@ -32,6 +32,7 @@ from .device import Placement, device_ordinal, hostname, node_comm
 from .ft import FaultTolerance, detect
 from .launcher import LaunchInfo, detect_launcher
 from .transfer import Staging
+from ..hardware.telemetry import open_for as open_telemetry
 from . import state
 
 
@@ -104,17 +105,17 @@ def current() -> Runtime | None:
     return state.runtime
 
 
-def _bind_backend(backend_name: str | None, local_rank: int) -> tuple[ArrayBackend, str]:
+def _bind_backend(backend_name: str | None, local_rank: int) -> tuple[ArrayBackend, str, int | None]:
     backend = select_backend(backend_name)
     ordinal = device_ordinal(local_rank, backend.device_count())
-    return backend, backend.bind(ordinal)
+    return backend, backend.bind(ordinal), ordinal
 
 
 def _assemble(world: MPI.Intracomm, placement: Placement, **fixed: Any) -> Runtime:
     """Make the runtime's communicators over `world` (collective over it)."""
     node = node_comm(world)
     local = Placement(host=placement.host, local_rank=node.rank, local_size=node.size, device=placement.device,
-                      pid=os.getpid())
+                      pid=os.getpid(), gpu=placement.gpu)
     crowded = node.size > (os.cpu_count() or 1)
     return Runtime(
         world=world,
@@ -144,7 +145,7 @@ def start(*, backend_name: str | None = None) -> Runtime:
     node = node_comm(world)
     error = ""
     try:
-        backend, device = _bind_backend(backend_name, node.rank)
+        backend, device, ordinal = _bind_backend(backend_name, node.rank)
         cuda_aware, source = (
             detect_cuda_aware(MPI.get_vendor()[0]) if backend.is_device else (False, "host buffers")
         )
@@ -157,7 +158,10 @@ def start(*, backend_name: str | None = None) -> Runtime:
         raise ConfigError(f"the runtime cannot start on {verdict.summary()}")
     node.Free()
     _registry.shutdown = world.Dup()
-    placement = Placement(host=hostname(), local_rank=0, local_size=1, device=device)
+    host = hostname()
+    # The GPU's identity goes into the placement, so that every failure message names the part.
+    gpu = str(open_telemetry(backend.name, host=host, ordinal=ordinal, device_label=device).identity)
+    placement = Placement(host=host, local_rank=0, local_size=1, device=device, gpu=gpu)
     state.runtime = _assemble(
         world, placement, launch=detect_launcher(os.environ), backend=backend, cuda_aware=cuda_aware,
         cuda_aware_source=source, staging=Staging(backend, direct=cuda_aware), ft=ft,

@@ -20,9 +20,13 @@ class Placement:
     """"cpu", "emulated:N" or "cuda:N <name> <PCI bus id>"; N counts the visible devices."""
     pid: int = 0
     """The rank's process id on its host (to end a hung rank's process when the job must end)."""
+    gpu: str = ""
+    """The GPU as a technician finds it, where NVML (or its emulation) says: "tray 10 slot 2 GPU
+    serial 1654322012345 (module 3)" (hardware.GpuIdentity); "" without one."""
 
     def __str__(self) -> str:
-        return f"host {self.host}, local rank {self.local_rank}, device {self.device}"
+        gpu = f", {self.gpu}" if self.gpu else ""
+        return f"host {self.host}, local rank {self.local_rank}, device {self.device}{gpu}"
 
 
 def node_comm(comm: MPI.Intracomm) -> MPI.Intracomm:
