@@ -47,7 +47,8 @@ class GpuIdentity:
             return ""
         gpu = f"GPU serial {self.serial}" if self.serial else f"GPU {self.uuid}"
         module = f" (module {self.module_id})" if self.module_id >= 0 else ""
-        where = self.position()
+        where = " ".join(p for p in (f"tray {self.tray}" if self.tray >= 0 else "",
+                                     f"slot {self.slot}" if self.slot >= 0 else "") if p)
         return f"{where} {gpu}{module}" if where else f"{gpu}{module}"
 
     def row(self) -> dict[str, object]:

@@ -70,8 +70,9 @@ def root_attrs(rt: Runtime, mesh: Mesh, created: datetime) -> dict[str, Any]:
     return attrs
 
 
-def ranks_table(mesh: Mesh) -> np.ndarray:
-    """Return the /ranks table: rank, host, local rank and size, device, mesh coordinates."""
+def ranks_table(mesh: Mesh, identities: list[dict[str, Any]] | None = None) -> np.ndarray:
+    """Return the /ranks table: rank, host, local rank and size, device, mesh coordinates, and
+    with `identities` (by world rank, hardware.GpuIdentity.row) each rank's GPU identity."""
     return table([
         {
             "rank": mesh.world_rank(r),
@@ -80,6 +81,7 @@ def ranks_table(mesh: Mesh) -> np.ndarray:
             "local_size": p.local_size,
             "device": p.device,
             "coords": np.array(mesh.coords_of(r), dtype=np.int32),
+            **(identities[mesh.world_rank(r)] if identities is not None else {}),
         }
         for r, p in enumerate(mesh.placements)
     ])

@@ -174,7 +174,8 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
     else:
         whole = mesh.is_member and mesh.devices == tuple(range(rt.size))
         message = f"{status} on {verdict.summary(mesh.describe if whole else rt.describe)}"
-    moved = [line for o in everyone for line in o.hardware]
+    # A health check's own findings already name what moved.
+    moved = [] if check.name in gpu.HEALTH_CHECKS else [line for o in everyone for line in o.hardware]
     figures = ctx.headline
     if moved:
         # A failure and the hardware counters that moved meanwhile, side by side: the likely cause.

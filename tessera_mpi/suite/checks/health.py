@@ -41,9 +41,11 @@ def _health(ctx: CheckContext) -> None:
         ctx.fail(f"{gpu_line(ctx, me)}: reading the GPU: {problem}")
     limits = Limits(max_uncorrectable=ctx.options.max_uncorrectable,
                     max_link_error_rate=ctx.options.max_link_error_rate)
-    for problem in judge(tel.baseline, now, limits=limits, throttled=tuple(tel.throttled)):
-        link = f" NVLink {problem.link}" if problem.link >= 0 and not problem.text.startswith("NVLink") else ""
-        ctx.fail(f"{gpu_line(ctx, me)}{link}: {problem.text}", culprit=Culprit.rank(ctx.mesh.world_rank(me)))
+    problems = judge(tel.baseline, now, limits=limits, throttled=tuple(tel.throttled))
+    if problems:
+        # One finding per GPU, naming it once: the part to pull, then everything wrong with it.
+        ctx.fail(f"{gpu_line(ctx, me)}: {'; '.join(p.text for p in problems)}",
+                 culprit=Culprit.rank(ctx.mesh.world_rank(me)))
     read = group.comm.allreduce(len(now.values))
     missing = sorted(set(now.unsupported))
     ctx.attrs.update(source=tel.source, counters_read=read, unsupported=", ".join(missing) or "none",
