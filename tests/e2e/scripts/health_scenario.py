@@ -1,7 +1,8 @@
-"""Run the suite with check argv[1] wrapped in fault.inject(**json.loads(argv[2])): the emulated
-GPU counters move inside that check, as a fault of the hardware would.
+"""Run the suite with checks wrapped in fault.inject: the emulated GPU counters move inside each
+named check, as a fault of the hardware would.
 
-Usage: health_scenario.py CHECK PLAN_JSON [suite flags...] (TESSERA_BACKEND=emulated).
+Usage: health_scenario.py PLANS_JSON [suite flags...], PLANS_JSON mapping a check's name to its
+fault.inject arguments, e.g. '{"health": {"ecc_error": 5}}' (TESSERA_BACKEND=emulated).
 """
 
 import dataclasses
@@ -12,14 +13,14 @@ from tessera_mpi import fault
 from tessera_mpi.suite import registry
 from tessera_mpi.suite.cli import run
 
-CHECK, PLAN = sys.argv[1], json.loads(sys.argv[2])
-wrapped = registry._REGISTRY[CHECK]
+
+def wrapped(check, plan):
+    def faulty(ctx):
+        with fault.inject(**plan):
+            check.run(ctx)
+    return dataclasses.replace(check, run=faulty)
 
 
-def faulty(ctx):
-    with fault.inject(**PLAN):
-        wrapped.run(ctx)
-
-
-registry._REGISTRY[CHECK] = dataclasses.replace(wrapped, run=faulty)
-sys.exit(run(sys.argv[3:]))
+for name, plan in json.loads(sys.argv[1]).items():
+    registry._REGISTRY[name] = wrapped(registry._REGISTRY[name], plan)
+sys.exit(run(sys.argv[2:]))
