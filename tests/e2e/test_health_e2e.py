@@ -24,9 +24,9 @@ def _serial(run, rank):
     return _text(row["gpu_serial"])
 
 
-def _scenario(n, plans, tests, out, timeout):
+def _scenario(n, plans, tests, out, timeout, env=EMULATED):
     return mpirun(n, str(SCRIPTS / "health_scenario.py"), json.dumps(plans), "--quick", "--tests", tests,
-                  "--out", str(out), timeout=timeout, env=EMULATED)
+                  "--out", str(out), timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("n", [8, 72])
@@ -84,9 +84,11 @@ def test_without_nvml_health_is_skipped_with_the_reason(tmp_path):
 
 
 def test_counter_faults_are_refused_off_the_emulated_backend(tmp_path):
-    done = _scenario(2, {"health": {"ecc_error": 1}}, "health", tmp_path / "refused.h5", timeout=120)
-    assert done.returncode != 0
-    assert "needs TESSERA_BACKEND=emulated" in done.stdout + done.stderr
+    done = _scenario(2, {"mesh": {"ecc_error": 1}}, "mesh", tmp_path / "refused.h5", timeout=120,
+                     env={"TESSERA_BACKEND": "numpy"})
+    assert done.returncode == 1, done.stdout[-3000:]
+    record = read_results(tmp_path / "refused.h5").checks["mesh"]
+    assert record.status == "error" and "needs TESSERA_BACKEND=emulated" in record.message
 
 
 def test_self_test_catches_the_planted_health_defects(tmp_path):
