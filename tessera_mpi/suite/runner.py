@@ -340,10 +340,11 @@ def run_checks(checks: Sequence[Check], session: Session) -> list[list[CheckReco
             records.append(record)
             if session.writer is not None:
                 if options.self_test:
-                    rows = table([dataclasses.asdict(r) for r in session.selftest])
-                    session.writer.tables["selftest"] = Dataset(rows, {
-                        "description": "one row per planted defect: the planted run's status and culprits, the "
-                                       "clean run's status, and whether the check caught the defect"})
+                    if session.selftest:  # none yet after a check without rows (health without NVML)
+                        rows = table([dataclasses.asdict(r) for r in session.selftest])
+                        session.writer.tables["selftest"] = Dataset(rows, {
+                            "description": "one row per planted defect: the planted run's status and culprits, the "
+                                           "clean run's status, and whether the check caught the defect"})
                 else:
                     console.check_line(record)
                 session.writer.add(combine(records))
