@@ -41,7 +41,10 @@ class Telemetry:
         if self.emulated is not None:
             shot = self.emulated.snapshot()
         elif self.gpu is not None:
-            shot = self.gpu.snapshot()
+            try:
+                shot = self.gpu.snapshot()
+            except Exception as exc:  # a binding older or newer than the adapter knows: a line, not a crash
+                shot = Snapshot(time.monotonic(), problems=(f"NVML snapshot failed: {type(exc).__name__}: {exc}",))
         else:
             return None
         if self.baseline is None:
@@ -67,7 +70,10 @@ def open_for(backend: str, *, host: str, ordinal: int | None, device_label: str)
     """Open this rank's GPU for backend `backend` (local; never raises): the emulated NVML for
     "emulated", NVML for "cupy", none for host memory."""
     global _current
-    _current = _open(backend, host=host, ordinal=ordinal, device_label=device_label)
+    try:
+        _current = _open(backend, host=host, ordinal=ordinal, device_label=device_label)
+    except Exception as exc:  # the runtime must start whatever NVML does
+        _current = Telemetry("", reason=f"no NVML: opening the GPU failed ({type(exc).__name__}: {exc})")
     return _current
 
 

@@ -247,3 +247,19 @@ def test_counter_faults_are_refused_without_the_emulated_backend():
         pytest.skip("this test process runs the emulated backend, where counter faults are allowed")
     with pytest.raises(FaultPlanError, match="TESSERA_BACKEND=emulated"):
         fault.inject(ecc_error=0)
+
+
+def test_an_unexpected_binding_error_never_escapes(monkeypatch):
+    import sys
+    broken = fake_nvml()
+    broken.nvmlDeviceGetUUID = lambda h: (_ for _ in ()).throw(TypeError("binding changed"))
+    monkeypatch.setitem(sys.modules, "pynvml", broken)
+    tel = open_for("cupy", host="n01", ordinal=0, device_label="cuda:0 NVIDIA H200 00000000:1B:00.0")
+    assert not tel.available and "TypeError" in tel.reason
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
+    tel = open_for("cupy", host="n01", ordinal=0, device_label="cuda:0 NVIDIA H200 00000000:1B:00.0")
+    assert tel.source == "nvml" and tel.identity.serial == "1654322012345"
+    tel.gpu.snapshot = lambda: (_ for _ in ()).throw(RuntimeError("odd"))
+    shot = tel.snapshot()
+    assert shot is not None and shot.problems == ("NVML snapshot failed: RuntimeError: odd",)
+    open_for("numpy", host="n01", ordinal=None, device_label="cpu")
