@@ -30,17 +30,6 @@ class GpuIdentity:
     def known(self) -> bool:
         return bool(self.uuid or self.serial)
 
-    def position(self) -> str:
-        """Return "chassis 1821... tray 10 slot 2" with the parts NVML reported ("" if none)."""
-        parts = []
-        if self.chassis_serial:
-            parts.append(f"chassis {self.chassis_serial}")
-        if self.tray >= 0:
-            parts.append(f"tray {self.tray}")
-        if self.slot >= 0:
-            parts.append(f"slot {self.slot}")
-        return " ".join(parts)
-
     def __str__(self) -> str:
         """"tray 10 slot 2 GPU serial 1654322012345 (module 3)": the words of failure messages."""
         if not self.known:

@@ -92,13 +92,6 @@ def _open(backend: str, *, host: str, ordinal: int | None, device_label: str) ->
     return Telemetry("nvml", identity=gpu.identity(), gpu=gpu)
 
 
-def timed_snapshot(tel: Telemetry) -> tuple[Snapshot | None, float]:
-    """Return (a snapshot, the seconds it took): the runner records what telemetry costs."""
-    start = time.perf_counter()
-    shot = tel.snapshot()
-    return shot, time.perf_counter() - start
-
-
 def describe_source(tel: Any) -> str:
     """"nvml", "emulated (no real GPU)" or the reason there is none: the console's header line."""
     if tel.source == "emulated":
