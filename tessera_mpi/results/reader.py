@@ -52,6 +52,8 @@ class RunResults:
     checks: dict[str, CheckResult]
     tables: dict[str, np.ndarray] = field(default_factory=dict)
     """Run-level tables beside /ranks (/selftest under --self-test)."""
+    health: dict[str, np.ndarray] = field(default_factory=dict)
+    """/health/<check>: each check's GPU counters before and after it, where they were read."""
 
 
 def read_results(path: str | Path) -> RunResults:
@@ -66,7 +68,8 @@ def read_results(path: str | Path) -> RunResults:
             raise ResultsFileError(f"{path} is an HDF5 file but not a tessera_mpi results file")
         attrs = {k: plain(v) for k, v in f.attrs.items()}
         ranks = f["ranks"][()]
-        tables = {k: f[k][()] for k in f if k not in ("ranks", "checks")}
+        tables = {k: f[k][()] for k in f if k not in ("ranks", "checks", "health")}
+        health = {k: v[()] for k, v in f["health"].items()} if "health" in f else {}
         checks = {}
         for name, group in f["checks"].items():
             extra = {k: plain(v) for k, v in group.attrs.items()}
@@ -79,4 +82,4 @@ def read_results(path: str | Path) -> RunResults:
                 attrs=extra,
                 datasets={key: group[key][()] for key in group},
             )
-    return RunResults(path=path, attrs=attrs, ranks=ranks, checks=checks, tables=tables)
+    return RunResults(path=path, attrs=attrs, ranks=ranks, checks=checks, tables=tables, health=health)

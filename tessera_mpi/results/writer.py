@@ -33,6 +33,8 @@ class CheckRecord:
     headline: str
     datasets: Mapping[str, Dataset] = field(default_factory=dict)
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    health: Dataset | None = None
+    """The GPUs' counters before and after the check, stored as /health/<name> (None: none read)."""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -72,7 +74,9 @@ class ResultsWriter:
         with h5py.File(path, "r") as f:
             attrs = {k: v for k, v in f.attrs.items()}
             writer = cls(path, attrs=attrs, ranks=f["ranks"][()])
-            writer.tables = {k: Dataset(f[k][()], dict(f[k].attrs.items())) for k in f if k not in ("ranks", "checks")}
+            writer.tables = {k: Dataset(f[k][()], dict(f[k].attrs.items())) for k in f
+                             if k not in ("ranks", "checks", "health")}
+            health = f["health"] if "health" in f else {}
             for name, group in f["checks"].items():
                 extra = dict(group.attrs.items())
                 writer.checks.append(CheckRecord(
@@ -83,6 +87,7 @@ class ResultsWriter:
                     headline=str(extra.pop("headline")),
                     datasets={k: Dataset(v[()], dict(v.attrs.items())) for k, v in group.items()},
                     attrs=extra,
+                    health=Dataset(health[name][()], dict(health[name].attrs.items())) if name in health else None,
                 ))
         return writer
 
@@ -103,6 +108,7 @@ class ResultsWriter:
                     for key, value in dataset.attrs.items():
                         stored.attrs[key] = _attr(value)
                 checks = f.create_group("checks", track_order=True)
+                health = None
                 for record in self.checks:
                     group = checks.create_group(record.name)
                     group.attrs["status"] = record.status
@@ -114,4 +120,10 @@ class ResultsWriter:
                     for name, dataset in record.datasets.items():
                         stored = group.create_dataset(name, data=dataset.data)
                         for key, value in dataset.attrs.items():
+                            stored.attrs[key] = _attr(value)
+                    if record.health is not None:
+                        if health is None:
+                            health = f.create_group("health", track_order=True)
+                        stored = health.create_dataset(record.name, data=record.health.data)
+                        for key, value in record.health.attrs.items():
                             stored.attrs[key] = _attr(value)

@@ -33,6 +33,7 @@ from .topology import TOPOLOGY_ENV, emulated_topology
 from .ft import FaultTolerance, detect
 from .launcher import LaunchInfo, detect_launcher
 from .transfer import Staging
+from ..hardware.telemetry import open_for as open_telemetry
 from . import state
 
 
@@ -174,6 +175,10 @@ def start(*, backend_name: str | None = None) -> Runtime:
         raise ConfigError(f"{TOPOLOGY_ENV} differs between ranks ({' / '.join(t or 'unset' for t in topologies)}); "
                           "give every rank the same environment")
     _registry.shutdown = world.Dup()
+    # The GPU's identity goes into the placement, so that every failure message names the part.
+    ordinal = device_ordinal(placement.local_rank, backend.device_count())
+    gpu = str(open_telemetry(backend.name, host=placement.host, ordinal=ordinal, device_label=placement.device).identity)
+    placement = replace(placement, gpu=gpu)
     state.runtime = _assemble(
         world, placement, launch=detect_launcher(os.environ), backend=backend, cuda_aware=cuda_aware,
         cuda_aware_source=source, staging=Staging(backend, direct=cuda_aware), ft=ft,

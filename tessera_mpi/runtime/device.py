@@ -30,9 +30,13 @@ class Placement:
     an emulated topology ("" when not recorded: then `host`)."""
     topology: str = ""
     """"emulated topology 18x4" when the host, tray, slot and local rank are emulated, else ""."""
+    gpu: str = ""
+    """The GPU as a technician finds it, where NVML (or its emulation) says: "tray 10 slot 2 GPU
+    serial 1654322012345 (module 3)" (hardware.GpuIdentity); "" without one."""
 
     def __str__(self) -> str:
-        return f"host {self.host}, local rank {self.local_rank}, device {self.device}"
+        gpu = f", {self.gpu}" if self.gpu else ""
+        return f"host {self.host}, local rank {self.local_rank}, device {self.device}{gpu}"
 
     @property
     def process_host(self) -> str:

@@ -19,6 +19,7 @@ from ..dist.mesh import Mesh
 from ..results import ResultsWriter
 from ..results.reader import ResultsFileError
 from ..results.provenance import ranks_table, root_attrs
+from ..hardware.telemetry import describe_source, telemetry
 from . import console
 from .options import SuiteOptions, UsageError, build_parser, parse_options
 from .checks import registered
@@ -56,6 +57,7 @@ def _open_results(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions,
                   selected: Sequence[str]) -> ResultsWriter | None:
     """Create the results file on rank 0 (collective); raise ConfigError everywhere if it cannot be."""
     writer, error = None, ""
+    identities = rt.control.gather(telemetry().identity.row(), root=0)
     if rt.rank == 0:
         created = datetime.now(timezone.utc)
         path = results_path(options.out, created)
@@ -63,7 +65,7 @@ def _open_results(rt: runtime.Runtime, mesh: Mesh, options: SuiteOptions,
             # `complete` stays False until the run ends: a file left by a killed run says so.
             attrs = dict(root_attrs(rt, mesh, created), under_load=options.under_load, repeat=options.repeat,
                          checks_selected=list(selected), complete=False)
-            writer = ResultsWriter(path, attrs=attrs, ranks=ranks_table(mesh))
+            writer = ResultsWriter(path, attrs=attrs, ranks=ranks_table(mesh, identities))
             writer.write()
         except OSError as exc:
             error = f"cannot write the results file {path}: {exc}"
@@ -104,6 +106,7 @@ def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: Resul
         *emulated,
         f"  backend {rt.backend.name}, CUDA-aware MPI {'yes' if rt.cuda_aware else 'no'} "
         f"({rt.cuda_aware_source}), {mpi}",
+        f"  GPU telemetry: {describe_source(telemetry())}",
         f"  fault tolerance: {rt.ft.describe()}"
         + (f"; {plural(len(mesh.spares), 'spare rank')} held back" if mesh.spares else ""),
         f"  checks: {', '.join(names)}",

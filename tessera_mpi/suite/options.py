@@ -58,6 +58,10 @@ class SuiteOptions:
     """--self-test: run every selected check clean and with its planted defects."""
     min_trend: float = 0.8
     """soak: the last quarter's busbw must keep this share of the first quarter's."""
+    max_uncorrectable: int = 0
+    """health: uncorrectable ECC errors a GPU may gain during the suite (--max-uncorrectable)."""
+    max_link_error_rate: float = 100.0
+    """health: CRC errors per second one NVLink may gain (--max-link-error-rate; DCGM's limit)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,6 +163,11 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
     fabric.add_argument("--min-trend", metavar="F", type=float, default=0.8,
                         help="soak: fail when the last quarter keeps less than this share of the first "
                              "quarter's busbw, or the fitted line falls that far (default 0.8)")
+    health = parser.add_argument_group("health (GPU counters through NVML)")
+    health.add_argument("--max-uncorrectable", metavar="N", type=int, default=0,
+                        help="fail when a GPU gains more uncorrectable ECC errors during the suite (default 0)")
+    health.add_argument("--max-link-error-rate", metavar="PER_S", type=float, default=100.0,
+                        help="fail when one NVLink gains more CRC errors per second (default 100, DCGM's limit)")
     parser.add_argument("--self-test", action="store_true",
                         help="run every selected check twice, clean and with its planted defect, and fail "
                              "unless every clean run passes and every planted defect fails its check, "
@@ -250,6 +259,9 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         raise UsageError(f"--duration must be 0 or more seconds, got {args.duration:g}")
     if args.link_peers is not None and args.link_peers < 1:
         raise UsageError(f"--link-peers must be at least 1, got {args.link_peers}")
+    if args.max_uncorrectable < 0:
+        raise UsageError(f"--max-uncorrectable must be 0 or more, got {args.max_uncorrectable}")
+    _positive(args.max_link_error_rate, "--max-link-error-rate")
     if args.spares < 0:
         raise UsageError(f"--spares must be 0 or more, got {args.spares}")
     if args.repeat < 1:
@@ -284,4 +296,6 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         baseline=Path(args.baseline) if args.baseline is not None else None,
         self_test=args.self_test,
         min_trend=args.min_trend,
+        max_uncorrectable=args.max_uncorrectable,
+        max_link_error_rate=args.max_link_error_rate,
     )

@@ -28,6 +28,8 @@ class SelfTest:
     `scope(options, size)`: the options of the planted run only, where a defect strikes every
     call and the full scope would take long (the links check's peers). `planted_first`: the
     planted runs come before the clean one (the faults check's clean run loses ranks).
+    `optional`: where the clean run is skipped (no NVML to read), nothing is planted and the
+    check has no self-test rows.
     """
 
     defect: str
@@ -37,6 +39,7 @@ class SelfTest:
     needs_duration: bool = False
     scope: Callable[[SuiteOptions, int], SuiteOptions] | None = None
     planted_first: bool = False
+    optional: bool = False
 
 
 @dataclass(frozen=True)

@@ -67,4 +67,5 @@ def combine(records: Sequence[CheckRecord]) -> CheckRecord:
     datasets = dict(shown.datasets)
     datasets["repetitions"] = Dataset(table(rows), {"description": "status, duration and headline of each repetition"})
     return CheckRecord(name=shown.name, status=STATUSES[level], duration_s=sum(r.duration_s for r in records),
-                       message=message, headline=shown.headline, datasets=datasets, attrs=attrs)
+                       message=message, headline=shown.headline, datasets=datasets, attrs=attrs,
+                       health=shown.health)

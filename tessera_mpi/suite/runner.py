@@ -24,7 +24,8 @@ from ..runtime import Runtime, Watchdog, fatal
 from ..runtime.crash import exit_now, grace_seconds, report
 from ..errors import UnplannedLossError
 from ..runtime.tracker import tracker
-from . import console, selftest
+from ..hardware.telemetry import telemetry
+from . import console, gpu, selftest
 from .context import CheckContext, CheckSkipped
 from .loss import loss_error, lost_ranks
 from .options import SuiteOptions
@@ -70,13 +71,15 @@ class _Outcome:
     """This rank's first finding, "sanity: ..." or "performance: ..."."""
     culprits: tuple[Culprit, ...]
     not_judged: str
+    hardware: tuple[str, ...] = ()
+    """This rank's GPU counters that moved while the check ran ("rank 12 ... NVLink 7: 4,112 CRC errors")."""
 
     @classmethod
-    def of(cls, ctx: CheckContext) -> _Outcome:
+    def of(cls, ctx: CheckContext, hardware: tuple[str, ...] = ()) -> _Outcome:
         first = next((f"{f.kind}: {f.message}" for f in ctx.findings), "")
         culprits = tuple(sorted({c for f in ctx.findings for c in f.culprits}))[:MAX_CULPRITS]
         return cls(any(f.kind == "sanity" for f in ctx.findings), any(f.kind == "performance" for f in ctx.findings),
-                   bool(ctx.judgements), first[:MAX_HEADLINE], culprits, ctx.not_judged)
+                   bool(ctx.judgements), first[:MAX_HEADLINE], culprits, ctx.not_judged, hardware)
 
 
 MAX_CULPRITS = 32
@@ -124,7 +127,10 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
     start = time.perf_counter()
     tracker.phase = f"check {check.name!r}"
     tracker.scope()  # a check's calls are numbered from its start, alike on every rank
+    tel = telemetry()
     with Watchdog(options.timeout_s, f"check {check.name!r}"):
+        # The GPU's counters on both sides of the check: what moved happened while it ran.
+        before = tel.snapshot()
         if load is not None:
             before = load.stats()
             load.start()
@@ -135,15 +141,18 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
             stats = load.stats().since(before)
             ctx.attrs.update(load_iterations=stats.iterations, load_message_bytes=stats.message_bytes,
                              load_bytes=stats.bytes, load_seconds=stats.seconds)
+        after = tel.snapshot()
         errored = level == STATUSES.index("error")
         # A check that injected failures leaves a rebuilt runtime: agree among the survivors.
         rt = runtime.current()
+        seen = gpu.observed(check.name, tel, rt.rank, before, after)
         try:
             verdict = agree(
                 rt.control, level == 0, message, severity=level,
                 timeout=min(options.timeout_s, grace_seconds()) if errored else None,
             )
-            everyone = rt.control.allgather(_Outcome.of(ctx))
+            everyone = rt.control.allgather(_Outcome.of(ctx, seen.moved))
+            gathered = rt.control.gather(seen.rows, root=0)
         except AgreementTimeout:
             fatal(f"check {check.name!r} raised on this rank while the others went on; "
                   f"ending the job\n{ctx.attrs['traceback']}")
@@ -165,18 +174,33 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
     else:
         whole = mesh.is_member and mesh.devices == tuple(range(rt.size))
         message = f"{status} on {verdict.summary(mesh.describe if whole else rt.describe)}"
+    # A health check's own findings already name what moved.
+    moved = [] if check.name in gpu.HEALTH_CHECKS else [line for o in everyone for line in o.hardware]
+    figures = ctx.headline
+    if moved:
+        # A failure and the hardware counters that moved meanwhile, side by side: the likely cause.
+        attrs["hardware_changes"] = moved[:MAX_CULPRITS]
+        during = gpu.summary(moved)
+        figures = f"{figures}; {during}" if figures else during
+        attrs["figures"] = figures
+        if message:
+            message = f"{message}\n{during}"
     datasets = dict(ctx.datasets)
     if ctx.judgements:
         datasets["references"] = Dataset(table(ctx.judgements), {
             "description": "one row per performance figure judged: value, target, bounds, unit, source, verdict"})
+    headline = _headline(status, figures, message if status != "skipped" else "", everyone)
+    if moved and status == "failed":
+        headline = f"{headline}; {gpu.summary(moved)}"
     return CheckRecord(
         name=check.name,
         status=status,
         duration_s=duration,
         message=message,
-        headline=_headline(status, ctx.headline, message if status != "skipped" else "", everyone),
+        headline=headline,
         datasets=datasets,
         attrs=attrs,
+        health=gpu.table_of(gathered, check.name, tel) if rt.rank == 0 else None,
     )
 
 
@@ -316,10 +340,11 @@ def run_checks(checks: Sequence[Check], session: Session) -> list[list[CheckReco
             records.append(record)
             if session.writer is not None:
                 if options.self_test:
-                    rows = table([dataclasses.asdict(r) for r in session.selftest])
-                    session.writer.tables["selftest"] = Dataset(rows, {
-                        "description": "one row per planted defect: the planted run's status and culprits, the "
-                                       "clean run's status, and whether the check caught the defect"})
+                    if session.selftest:  # none yet after a check without rows (health without NVML)
+                        rows = table([dataclasses.asdict(r) for r in session.selftest])
+                        session.writer.tables["selftest"] = Dataset(rows, {
+                            "description": "one row per planted defect: the planted run's status and culprits, the "
+                                           "clean run's status, and whether the check caught the defect"})
                 else:
                     console.check_line(record)
                 session.writer.add(combine(records))

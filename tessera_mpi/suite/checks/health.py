@@ -1,0 +1,78 @@
+"""Checks `health` and `health_end`: every GPU's counters through NVML (or its emulation), at the
+suite's start and at its end, judged from the first snapshot to now (hardware/rules.py)."""
+
+from __future__ import annotations
+
+from ...hardware.rules import Limits, judge
+from ...hardware.telemetry import telemetry
+from ...util.text import rank_ranges
+from ..context import CheckContext
+from ..registry import SelfTest, register
+from ..verdict import Culprit
+
+
+def gpu_line(ctx: CheckContext, rank: int) -> str:
+    """"rank 37 (tp=0,pp=0,dp=1) host gb200-n10 tray 10 slot 2 GPU serial 1654322012345 (module 3)"."""
+    mesh = ctx.mesh
+    where = ",".join(f"{a}={c}" for a, c in zip(mesh.axes, mesh.coords_of(rank)))
+    placement = mesh.placements[rank]
+    gpu = f" {placement.gpu}" if placement.gpu else f" device {placement.device}"
+    return f"rank {mesh.world_rank(rank)} ({where}) host {placement.host}{gpu}"
+
+
+def _health(ctx: CheckContext) -> None:
+    """Collective: every rank says whether it reads its GPU (the call where planted faults
+    strike), then judges its own GPU from the suite's first snapshot to now."""
+    tel = telemetry()
+    _, group = ctx.mesh.group(None)
+    with group.call("health: who reads a GPU"):
+        everyone = group.comm.allgather(tel.reason if not tel.available else "")
+    if all(everyone):
+        reasons = sorted(set(everyone))
+        ctx.skip(reasons[0] if len(reasons) == 1 else "; ".join(reasons))
+    me = ctx.mesh.rank
+    if not tel.available:
+        ctx.fail(f"{gpu_line(ctx, me)}: cannot read the GPU's counters ({tel.reason}) while "
+                 f"{everyone.count('')} other ranks can")
+        return
+    now = tel.snapshot()
+    assert now is not None and tel.baseline is not None
+    for problem in now.problems:
+        ctx.fail(f"{gpu_line(ctx, me)}: reading the GPU: {problem}")
+    limits = Limits(max_uncorrectable=ctx.options.max_uncorrectable,
+                    max_link_error_rate=ctx.options.max_link_error_rate)
+    problems = judge(tel.baseline, now, limits=limits, throttled=tuple(tel.throttled))
+    if problems:
+        # One finding per GPU, naming it once: the part to pull, then everything wrong with it.
+        ctx.fail(f"{gpu_line(ctx, me)}: {'; '.join(p.text for p in problems)}",
+                 culprit=Culprit.rank(ctx.mesh.world_rank(me)))
+    read = group.comm.allreduce(len(now.values))
+    missing = sorted(set(now.unsupported))
+    ctx.attrs.update(source=tel.source, counters_read=read, unsupported=", ".join(missing) or "none",
+                     seconds_since_start=now.taken_at - tel.baseline.taken_at)
+    unread = [r for r, reason in enumerate(everyone) if reason]
+    note = f"; ranks {rank_ranges(unread)} read none" if unread else ""
+    ctx.headline = (f"{read} counters read on {everyone.count('')} GPUs ({tel.source}), judged from the suite's "
+                    f"start{note}")
+
+
+PLANTED_LINK = 3
+"""The emulated NVLink the self-test of health_end takes down."""
+
+
+@register("health", help="GPU health through NVML: ECC, row remaps, NVLink state and errors, throttling, XIDs",
+          selftests=(SelfTest("an uncorrectable ECC error on one GPU", lambda rt, o, clean: {"ecc_error": rt.size - 1},
+                              lambda n: Culprit.rank(n - 1), optional=True),))
+def check_health(ctx: CheckContext) -> None:
+    _health(ctx)
+
+
+def register_end() -> None:
+    """Register `health_end`, the same judgement at the suite's end (imported last)."""
+
+    @register("health_end", help="health again at the end: counters that grew during the suite, throttled fabric "
+                                 "checks", selftests=(SelfTest(
+                  "an NVLink going down", lambda rt, o, clean: {"link_down": {"rank": rt.size - 1, "link": PLANTED_LINK}},
+                  lambda n: Culprit.rank(n - 1), optional=True),))
+    def check_health_end(ctx: CheckContext) -> None:
+        _health(ctx)

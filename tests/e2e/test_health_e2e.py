@@ -1,0 +1,101 @@
+"""GPU health end to end with the emulated backend (emulated NVML): an uncorrectable ECC error on
+rank 5 fails `health` naming rank 5 and its serial; CRC errors on one link during `bandwidth`
+appear in that check's result and fail `health_end`; a clean run passes; the self-test's health
+rows are caught. At 8 and 72 ranks."""
+
+import json
+
+import pytest
+from conftest import SCRIPTS, mpirun
+
+from tessera_mpi.results import read_results
+
+EMULATED = {"TESSERA_BACKEND": "emulated"}
+ECC = {"health": {"ecc_error": 5}}
+CRC = {"bandwidth": {"link_errors": {"rank": 3, "link": 2, "count": 4112}}}
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _serial(run, rank):
+    row = next(r for r in run.ranks if int(r["rank"]) == rank)
+    return _text(row["gpu_serial"])
+
+
+def _scenario(n, plans, tests, out, timeout, env=EMULATED):
+    return mpirun(n, str(SCRIPTS / "health_scenario.py"), json.dumps(plans), "--quick", "--tests", tests,
+                  "--out", str(out), timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("n", [8, 72])
+def test_an_uncorrectable_ecc_error_and_crc_errors_are_named(tmp_path, n):
+    out = tmp_path / f"faulty{n}.h5"
+    done = _scenario(n, {**ECC, **CRC}, "health,bandwidth,health_end", out, timeout=400 if n == 72 else 200)
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-3000:]
+    run = read_results(out)
+    serial5, serial3 = _serial(run, 5), _serial(run, 3)
+    assert len(serial5) == 13 and serial5 != serial3
+    health = run.checks["health"]
+    assert health.status == "failed" and health.attrs["culprits"] == ["rank 5"]
+    assert health.headline.startswith("sanity: rank 5 (") and f"GPU serial {serial5}" in health.headline
+    assert "uncorrectable ECC errors (volatile) during the suite" in health.headline
+    # The CRC errors struck inside bandwidth: that check's result carries them; it still passes.
+    bandwidth = run.checks["bandwidth"]
+    line = f"rank 3 GPU serial {serial3} NVLink 2: 4,112 CRC errors"
+    assert bandwidth.status == "passed" and line in bandwidth.attrs["hardware_changes"]
+    assert line in bandwidth.headline
+    moved = [(int(r["rank"]), int(r["link"]), _text(r["counter"]), r["before"], r["after"]) for r in run.health["bandwidth"]]
+    assert moved == [(3, 2, "nvlink_crc", 0.0, 4112.0)]
+    end = run.checks["health_end"]
+    assert end.status == "failed" and set(end.attrs["culprits"]) == {"rank 3", "rank 5"}
+    assert "NVLink 2: 4,112 CRC errors in" in end.message and "(--max-link-error-rate 100)" in end.message
+    # Every counter of every GPU at the end, against the suite's start.
+    table = run.health["health_end"]
+    assert {int(r) for r in table["rank"]} == set(range(n))
+    ecc = [r for r in table if int(r["rank"]) == 5 and _text(r["counter"]) == "ecc_uncorrectable_volatile"]
+    assert [(e["before"], e["after"]) for e in ecc] == [(0.0, 1.0)]
+
+
+@pytest.mark.parametrize("n", [8, 72])
+def test_a_clean_run_passes_and_stores_identities(tmp_path, n):
+    out = tmp_path / f"clean{n}.h5"
+    done = mpirun(n, "-m", "tessera_mpi.suite", "--quick", "--tests", "health,mesh,health_end", "--out", str(out),
+                  timeout=300, env=EMULATED)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    assert "GPU telemetry: emulated NVML" in done.stdout
+    run = read_results(out)
+    assert all(run.checks[c].status == "passed" for c in ("health", "mesh", "health_end"))
+    assert {_text(s) for s in run.ranks["identity_source"]} == {"emulated"}
+    assert len(run.health["mesh"]) == 0 and len(run.health["health"]) == n * 93
+    assert run.checks["health"].attrs["counters_read"] == n * 93
+
+
+def test_without_nvml_health_is_skipped_with_the_reason(tmp_path):
+    out = tmp_path / "host.h5"
+    done = mpirun(2, "-m", "tessera_mpi.suite", "--quick", "--tests", "health,mesh,health_end", "--out", str(out),
+                  timeout=120, env={"TESSERA_BACKEND": "numpy"})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    run = read_results(out)
+    health = run.checks["health"]
+    assert health.status == "skipped" and "no NVML: the numpy backend" in health.message
+    assert run.health == {}
+
+
+def test_counter_faults_are_refused_off_the_emulated_backend(tmp_path):
+    done = _scenario(2, {"mesh": {"ecc_error": 1}}, "mesh", tmp_path / "refused.h5", timeout=120,
+                     env={"TESSERA_BACKEND": "numpy"})
+    assert done.returncode == 1, done.stdout[-3000:]
+    record = read_results(tmp_path / "refused.h5").checks["mesh"]
+    assert record.status == "error" and "needs TESSERA_BACKEND=emulated" in record.message
+
+
+def test_self_test_catches_the_planted_health_defects(tmp_path):
+    out = tmp_path / "self.h5"
+    done = mpirun(8, "-m", "tessera_mpi.suite", "--self-test", "--quick", "--tests", "health,mesh,bandwidth,health_end",
+                  "--out", str(out), timeout=300, env=EMULATED)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    rows = {_text(r["check"]): r for r in read_results(out).tables["selftest"]}
+    for name in ("health", "health_end"):
+        assert _text(rows[name]["verdict"]) == "caught" and _text(rows[name]["named"]) == "rank 7", rows[name]

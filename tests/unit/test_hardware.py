@@ -1,0 +1,265 @@
+"""The hardware layer without a GPU: the NVML adapter against a fake pynvml (every optional call
+"not supported", realistic values for the rest), the emulated NVML, deltas and the health rules."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from tessera_mpi.errors import FaultPlanError
+from tessera_mpi.fault.plan import FaultPlan
+from tessera_mpi.hardware import nvml as adapter
+from tessera_mpi.hardware.emulated import EmulatedGpu, emulated_identity, emulated_position
+from tessera_mpi.hardware.rules import Limits, judge, throttle_seen
+from tessera_mpi.hardware.snapshot import Snapshot, changes, rows
+from tessera_mpi.hardware.telemetry import open_for
+
+
+class FakeError(Exception):
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.value = value
+
+    def __str__(self) -> str:
+        return {3: "Not Supported", 4: "Insufficient Permissions", 15: "GPU is lost",
+                18: "RM has detected an NVML/RM version mismatch."}.get(self.value, f"error {self.value}")
+
+
+def fake_nvml(*, lost_after: int | None = None, denied: tuple[str, ...] = (), links: int = 4,
+              init_error: int | None = None) -> types.SimpleNamespace:
+    """A pynvml stand-in: identity and ECC, remaps, temperature, power, clocks and NVLink state
+    are supported with realistic values; platform info, module id, retired pages, clock-event
+    reasons, violation status, events and the per-link error counters are not (field values are)."""
+    calls = {"n": 0}
+    m = types.SimpleNamespace(
+        NVMLError=FakeError, NVML_ERROR_NOT_SUPPORTED=3, NVML_ERROR_NO_PERMISSION=4, NVML_ERROR_GPU_IS_LOST=15,
+        NVML_ERROR_FUNCTION_NOT_FOUND=13, NVML_ERROR_TIMEOUT=10, NVML_ERROR_LIB_RM_VERSION_MISMATCH=18,
+        NVML_SUCCESS=0, NVML_MEMORY_ERROR_TYPE_CORRECTED=0, NVML_MEMORY_ERROR_TYPE_UNCORRECTED=1,
+        NVML_VOLATILE_ECC=0, NVML_AGGREGATE_ECC=1, NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS=0,
+        NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR=1, NVML_PERF_POLICY_POWER=0, NVML_PERF_POLICY_THERMAL=1,
+        NVML_TEMPERATURE_GPU=0, NVML_CLOCK_SM=1, NVML_CLOCK_MEM=2, NVML_NVLINK_MAX_LINKS=18, NVML_FEATURE_ENABLED=1,
+        NVML_NVLINK_ERROR_DL_REPLAY=0, NVML_NVLINK_ERROR_DL_RECOVERY=1, NVML_NVLINK_ERROR_DL_CRC_FLIT=2,
+        NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY=161, NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY=162,
+        NVML_FI_DEV_NVLINK_ERROR_DL_CRC=163, nvmlEventTypeXidCriticalError=8,
+    )
+
+    def guard(name, value):
+        def call(*args):
+            calls["n"] += 1
+            if lost_after is not None and calls["n"] > lost_after:
+                raise FakeError(15)
+            if name in denied:
+                raise FakeError(4)
+            if value is None:
+                raise FakeError(3)
+            return value(*args) if callable(value) else value
+        call.__name__ = name
+        return call
+
+    def init():
+        if init_error is not None:
+            raise FakeError(init_error)
+
+    def field_values(handle, fields):
+        field, link = fields[0]
+        crc = {163: 17 if link == 1 else 0, 161: 0, 162: 0}[field]
+        return [types.SimpleNamespace(nvmlReturn=0, valueType=3, value=types.SimpleNamespace(ullVal=crc))]
+
+    def ecc(handle, error, counter):
+        return {(1, 0): 0, (1, 1): 2, (0, 0): 5, (0, 1): 311}[(error, counter)]
+
+    supported = {
+        "nvmlInit": init, "nvmlDeviceGetHandleByPciBusId_v2": "handle", "nvmlDeviceGetHandleByIndex": "handle",
+        "nvmlDeviceGetUUID": "GPU-6b1e0c8a-3f1d-4b57-9d2e-0a1b2c3d4e5f", "nvmlDeviceGetSerial": "1654322012345",
+        "nvmlDeviceGetBoardPartNumber": "699-2G525-0200-000", "nvmlDeviceGetName": "NVIDIA H200",
+        "nvmlDeviceGetPciInfo": types.SimpleNamespace(busId=b"00000000:1B:00.0"),
+        "nvmlDeviceGetTotalEccErrors": ecc, "nvmlDeviceGetRemappedRows": (1, 0, 0, 0),
+        "nvmlDeviceGetTemperature": 38, "nvmlDeviceGetPowerUsage": 118000, "nvmlDeviceGetClockInfo": 1980,
+        "nvmlDeviceGetNvLinkState": lambda h, link: 1 if link < links else (_ for _ in ()).throw(FakeError(3)),
+        "nvmlDeviceGetFieldValues": field_values,
+    }
+    unsupported = ["nvmlDeviceGetModuleId", "nvmlDeviceGetPlatformInfo", "nvmlDeviceGetRetiredPages",
+                   "nvmlDeviceGetRetiredPagesPendingStatus", "nvmlDeviceGetCurrentClocksEventReasons",
+                   "nvmlDeviceGetViolationStatus", "nvmlEventSetCreate", "nvmlDeviceRegisterEvents",
+                   "nvmlEventSetWait_v2", "nvmlDeviceGetNvLinkErrorCounter", "nvmlDeviceGetNvLinkVersion"]
+    for name, value in supported.items():
+        setattr(m, name, guard(name, value) if name != "nvmlInit" else init)
+    for name in unsupported:
+        setattr(m, name, guard(name, None))
+    m.c_nvmlPlatformInfo_v2_t = lambda: types.SimpleNamespace()
+    return m
+
+
+def _gpu(**kwargs) -> adapter.NvmlGpu:
+    gpu, reason = adapter.NvmlGpu.open(fake_nvml(**kwargs), pci="00000000:1B:00.0", index=None)
+    assert gpu is not None, reason
+    return gpu
+
+
+def test_identity_reads_what_is_supported_and_leaves_the_rest_empty():
+    identity = _gpu().identity()
+    assert identity.serial == "1654322012345" and identity.product == "NVIDIA H200"
+    assert identity.pci_bus_id == "00000000:1B:00.0" and identity.board_part == "699-2G525-0200-000"
+    assert identity.tray == -1 and identity.module_id == -1 and identity.source == "nvml"
+    assert str(identity) == "GPU serial 1654322012345"
+
+
+def test_snapshot_marks_unsupported_counters_and_reads_links_through_field_values():
+    shot = _gpu().snapshot()
+    assert shot.problems == ()
+    assert shot.get("ecc_uncorrectable_aggregate") == 2 and shot.get("ecc_correctable_volatile") == 5
+    assert shot.get("remapped_rows_correctable") == 1 and shot.get("power_W") == 118.0
+    assert shot.links() == [0, 1, 2, 3]
+    # The per-link counter call is "not supported": the field values scoped to the link answer.
+    assert shot.get("nvlink_crc", 1) == 17 and shot.get("nvlink_crc", 0) == 0
+    for name in ("retired_pages_dbe", "retired_pages_pending", "throttle_thermal", "violation_power_ns", "xid_events"):
+        assert name in shot.unsupported and shot.get(name) is None
+
+
+def test_a_gpu_lost_between_snapshots_is_a_problem_line_not_an_exception():
+    gpu = _gpu(lost_after=14)
+    shot = gpu.snapshot()
+    assert any("GPU is lost" in p for p in shot.problems)
+    assert gpu.snapshot().problems  # still no exception on the next one
+
+
+def test_permission_errors_are_one_line_each():
+    shot = _gpu(denied=("nvmlDeviceGetTotalEccErrors",)).snapshot()
+    assert shot.problems == ("nvmlDeviceGetTotalEccErrors: permission denied (run as a user allowed to read "
+                             "the GPU's counters)",)
+    assert shot.get("temperature_C") == 38
+
+
+def test_a_driver_library_mismatch_at_init_says_so(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(init_error=18))
+    nvml, reason = adapter.load()
+    assert nvml is None and "differ in version" in reason and reason.startswith("no NVML")
+
+
+def test_no_pynvml_means_no_nvml_with_the_install_hint(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    nvml, reason = adapter.load()
+    assert nvml is None and "tessera_mpi[gpu]" in reason
+
+
+def test_the_pci_bus_id_is_found_in_the_device_label():
+    assert adapter.pci_bus_id("cuda:1 NVIDIA H200 00000000:1B:00.0 (CUDA_VISIBLE_DEVICES entry 5)") == \
+        "00000000:1B:00.0"
+    assert adapter.pci_bus_id("emulated:0") is None
+
+
+def test_host_backends_have_no_telemetry_and_say_why():
+    tel = open_for("numpy", host="n01", ordinal=None, device_label="cpu")
+    assert not tel.available and "numpy" in tel.reason and tel.snapshot() is None
+
+
+def test_emulated_identities_are_stable_and_distinct():
+    a, b = emulated_identity("emul-n10", 2), emulated_identity("emul-n10", 3)
+    assert a == emulated_identity("emul-n10", 2) and a.serial != b.serial and len(a.serial) == 13
+    assert emulated_position("emul-n10", 2) == (10, 2, 3)
+    assert str(a) == f"tray 10 slot 2 GPU serial {a.serial} (module 3)"
+
+
+def test_deltas_name_the_link_and_the_count():
+    gpu = EmulatedGpu("emul-n01", 0)
+    before = gpu.snapshot()
+    gpu.link_errors(7, 4112)
+    after = gpu.snapshot()
+    moved = changes(before, after)
+    assert [str(c) for c in moved] == ["NVLink 7: 4,112 CRC errors"]
+    table = rows(12, "serial", before, after, only_changed=True)
+    assert table == [{"rank": 12, "gpu": "serial", "link": 7, "counter": "nvlink_crc", "before": 0.0, "after": 4112.0}]
+    assert len(rows(12, "serial", before, after, only_changed=False)) == len(after.values)
+
+
+def _pair(strike, seconds: float = 10.0):
+    gpu = EmulatedGpu("emul-n01", 1)
+    start = gpu.snapshot()
+    strike(gpu)
+    now = gpu.snapshot()
+    return start, Snapshot(start.taken_at + seconds, now.values)
+
+
+def test_a_clean_gpu_passes():
+    start, now = _pair(lambda g: None)
+    assert judge(start, now, limits=Limits()) == []
+
+
+def test_an_uncorrectable_ecc_error_fails_and_the_limit_is_a_flag():
+    start, now = _pair(lambda g: g.ecc_error())
+    texts = [p.text for p in judge(start, now, limits=Limits())]
+    assert any("uncorrectable ECC errors (volatile)" in t for t in texts) and any("row remap pending" in t for t in texts)
+    loose = judge(start, now, limits=Limits(max_uncorrectable=1))
+    assert [p.counter for p in loose] == ["remap_pending"]
+
+
+def test_crc_errors_fail_above_the_rate_only():
+    start, slow = _pair(lambda g: g.link_errors(2, 500), seconds=10.0)  # 50 per second
+    assert judge(start, slow, limits=Limits()) == []
+    start, fast = _pair(lambda g: g.link_errors(2, 4112), seconds=10.0)
+    problems = judge(start, fast, limits=Limits())
+    assert [(p.counter, p.link) for p in problems] == [("nvlink_crc", 2)] and "411 per second" in problems[0].text
+
+
+def test_replay_errors_fail_at_any_count():
+    start, now = _pair(lambda g: g.link_errors(5, 1, "replay"))
+    assert [(p.counter, p.link) for p in judge(start, now, limits=Limits())] == [("nvlink_replay", 5)]
+
+
+def test_a_link_that_went_down_fails_and_one_down_from_the_start_among_up_links_too():
+    start, now = _pair(lambda g: g.link_down(3))
+    counters = {(p.counter, p.link) for p in judge(start, now, limits=Limits())}
+    assert ("nvlink_up", 3) in counters and ("nvlink_recovery", 3) in counters
+    assert [(p.counter, p.link) for p in judge(now, now, limits=Limits())] == [("nvlink_up", 3)]
+
+
+def test_throttling_counts_only_at_the_end_of_a_fabric_check():
+    gpu = EmulatedGpu("emul-n01", 0)
+    gpu.throttle("thermal")
+    assert throttle_seen("bandwidth", gpu.snapshot()) == ["clocks held down for temperature during bandwidth"]
+    assert throttle_seen("mesh", gpu.snapshot()) == []
+    start = gpu.snapshot()
+    problems = judge(start, start, limits=Limits(), throttled=tuple(throttle_seen("bandwidth", start)))
+    assert [p.counter for p in problems] == ["throttle"]
+
+
+def test_counter_faults_are_validated():
+    plan = FaultPlan.make(8, ecc_error=5, link_errors={"rank": 3, "link": 7, "count": 4112})
+    assert [(f.kind, f.rank, f.link, f.count) for f in plan.counters] == [("ecc_error", 5, -1, 1),
+                                                                          ("link_errors", 3, 7, 4112)]
+    with pytest.raises(FaultPlanError, match="link"):
+        FaultPlan.make(8, link_down={"rank": 3, "link": 40})
+    with pytest.raises(FaultPlanError, match="needs the keys"):
+        FaultPlan.make(8, link_errors={"rank": 3})
+    with pytest.raises(FaultPlanError, match="not a reason"):
+        FaultPlan.make(8, throttle_reason={"rank": 3, "reason": "sunburn"})
+    with pytest.raises(FaultPlanError, match="rank"):
+        FaultPlan.make(8, ecc_error=9)
+
+
+def test_counter_faults_are_refused_without_the_emulated_backend():
+    from tessera_mpi import fault, runtime
+    rt = runtime.start()
+    if rt.backend.name == "emulated":
+        pytest.skip("this test process runs the emulated backend, where counter faults are allowed")
+    with pytest.raises(FaultPlanError, match="TESSERA_BACKEND=emulated"):
+        fault.inject(ecc_error=0)
+
+
+def test_an_unexpected_binding_error_never_escapes(monkeypatch):
+    import sys
+    broken = fake_nvml()
+    broken.nvmlDeviceGetUUID = lambda h: (_ for _ in ()).throw(TypeError("binding changed"))
+    monkeypatch.setitem(sys.modules, "pynvml", broken)
+    tel = open_for("cupy", host="n01", ordinal=0, device_label="cuda:0 NVIDIA H200 00000000:1B:00.0")
+    assert not tel.available and "TypeError" in tel.reason
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
+    tel = open_for("cupy", host="n01", ordinal=0, device_label="cuda:0 NVIDIA H200 00000000:1B:00.0")
+    assert tel.source == "nvml" and tel.identity.serial == "1654322012345"
+    tel.gpu.snapshot = lambda: (_ for _ in ()).throw(RuntimeError("odd"))
+    shot = tel.snapshot()
+    assert shot is not None and shot.problems == ("NVML snapshot failed: RuntimeError: odd",)
+    open_for("numpy", host="n01", ordinal=None, device_label="cpu")
