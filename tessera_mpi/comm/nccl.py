@@ -27,6 +27,7 @@ import os
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -255,18 +256,23 @@ class NcclTransport(Transport):
         s, r = self._at(recv if send is None else send), self._at(recv)
         dt, p = self._dtype(recv), self.comm.size
         op = self._op(kwargs.get("op", "sum"))
+        run: Any = None
         if collective == "all_reduce":
-            return lambda: c.allReduce(s, r, recv.size, dt, op, stream)
-        if collective == "broadcast":
-            root = kwargs["root"]
-            return lambda: c.broadcast(r, r, recv.size, dt, root, stream)
-        if collective == "all_gather" and "counts" not in kwargs:
+            run = partial(c.allReduce, s, r, recv.size, dt, op, stream)
+        elif collective == "broadcast":
+            run = partial(c.broadcast, r, r, recv.size, dt, kwargs["root"], stream)
+        elif collective == "all_gather" and "counts" not in kwargs:
             count = recv.size // p
-            s = self._at(recv, self.comm.rank * count) if send is None else s
-            return lambda: c.allGather(s, r, count, dt, stream)
-        if collective == "reduce_scatter" and "counts" not in kwargs and send is not None:
-            return lambda: c.reduceScatter(s, r, recv.size, dt, op, stream)
-        return super().bind(collective, send, recv, **kwargs)
+            run = partial(c.allGather, self._at(recv, self.comm.rank * count) if send is None else s, r, count,
+                          dt, stream)
+        elif collective == "reduce_scatter" and "counts" not in kwargs and send is not None:
+            run = partial(c.reduceScatter, s, r, recv.size, dt, op, stream)
+        if run is None:
+            return super().bind(collective, send, recv, **kwargs)
+        # NCCL holds addresses only: the call keeps its arrays alive (a freed buffer's memory is
+        # reused by the next allocation, which the call would then overwrite).
+        run.buffers = (send, recv)
+        return run
 
     def lost(self, exc: BaseException, what: str, where: Callable[[int], str] | None) -> BaseException:
         """An NCCL error (or one NCCL reported asynchronously) is a lost device: abort the

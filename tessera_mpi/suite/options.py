@@ -56,6 +56,10 @@ class SuiteOptions:
     """--self-test: run every selected check clean and with its planted defects."""
     min_trend: float = 0.8
     """soak: the last quarter's busbw must keep this share of the first quarter's."""
+    transport: str = "mpi"
+    """--transport mpi|nccl|both: what the fabric checks measure over (suite/transports.py)."""
+    transport_note: str = ""
+    """Why --transport both ran MPI only (set once the job agreed that NCCL is unavailable)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,6 +161,9 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
     fabric.add_argument("--min-trend", metavar="F", type=float, default=0.8,
                         help="soak: fail when the last quarter keeps less than this share of the first "
                              "quarter's busbw, or the fitted line falls that far (default 0.8)")
+    fabric.add_argument("--transport", choices=("mpi", "nccl", "both"), default="mpi",
+                        help="bandwidth, links, bisection, soak: measure over MPI, NCCL, or both side by "
+                             "side, interleaved (default mpi)")
     parser.add_argument("--self-test", action="store_true",
                         help="run every selected check twice, clean and with its planted defect, and fail "
                              "unless every clean run passes and every planted defect fails its check, "
@@ -278,4 +285,5 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         baseline=Path(args.baseline) if args.baseline is not None else None,
         self_test=args.self_test,
         min_trend=args.min_trend,
+        transport=args.transport,
     )

@@ -248,3 +248,18 @@ def test_nccl_is_unavailable_on_host_buffers_and_says_why():
     assert unavailable(EmulatedDeviceBackend()) == ""
     with pytest.raises(ConfigError, match="NCCL is unavailable: the numpy backend"):
         nccl_mod.make(MPI.COMM_SELF, NumpyBackend())
+
+
+def test_a_bound_call_keeps_its_buffers_alive():
+    import gc
+    import weakref
+
+    transport, fake, _ = make(rank=0, size=2)
+    send = np.ones(16, np.float32)
+    alive = weakref.ref(send)
+    run = transport.bind("all_reduce", send, np.zeros(16, np.float32))
+    del send
+    gc.collect()
+    assert alive() is not None  # NCCL holds the address only: a freed buffer would be reused
+    run()
+    assert names(fake.log)[-1] == "allReduce"
