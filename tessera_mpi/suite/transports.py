@@ -25,8 +25,9 @@ def resolve(rt: Runtime, options: SuiteOptions) -> SuiteOptions:
     failing = [r for r, reason in enumerate(reasons) if reason]
     if not failing:
         return options
-    why = f"NCCL is unavailable on rank {failing[0]}" + (f" and {len(failing) - 1} others" if len(failing) > 1
-                                                         else "") + f": {reasons[failing[0]]}"
+    where = "every rank" if len(failing) == len(reasons) else \
+        f"rank {failing[0]}" + (f" and {len(failing) - 1} others" if len(failing) > 1 else "")
+    why = f"NCCL is unavailable on {where}: {reasons[failing[0]]}"
     if options.transport == "nccl":
         raise UsageError(f"--transport nccl: {why}; use --transport mpi, or both to run MPI and say so")
     return replace(options, transport="mpi", transport_note=f"--transport both ran MPI only: {why}")
