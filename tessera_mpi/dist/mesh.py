@@ -381,7 +381,8 @@ class Mesh:
         Like `comm_for`, collective the first time; then a dictionary lookup, which keeps the
         per-call cost of collectives small. Failures name ranks by their mesh coordinate.
         """
-        key = (axes if axes is None or isinstance(axes, str) else tuple(axes), transport)
+        named = axes if axes is None or isinstance(axes, str) else tuple(axes)
+        key = named if transport == "mpi" else (named, transport)
         found = self._groups.get(key)
         if found is None:
             indices = tuple(range(self.ndim)) if axes is None else self._axis_indices(axes)
