@@ -18,8 +18,8 @@ def _text(values):
 @pytest.mark.parametrize("ranks", [8])
 def test_transport_both_puts_mpi_and_emulated_nccl_side_by_side(tmp_path, ranks):
     out = tmp_path / "both.h5"
-    done = mpirun(ranks, "-m", "tessera_mpi.suite", "--tests", "bandwidth,links", "--quick", "--transport", "both",
-                  "--out", str(out), timeout=400, env=EMULATED)
+    done = mpirun(ranks, "-m", "tessera_mpi.suite", "--tests", "bandwidth,links,bisection,soak", "--quick",
+                  "--duration", "2", "--transport", "both", "--out", str(out), timeout=400, env=EMULATED)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "peak busbw side by side: all_reduce " in done.stdout and ": NCCL (emulated) " in done.stdout
     assert "emulated NCCL is MPI under NCCL's calling conventions, not a measurement of NCCL" in done.stdout
@@ -42,6 +42,13 @@ def test_transport_both_puts_mpi_and_emulated_nccl_side_by_side(tmp_path, ranks)
         assert matrix.shape == (ranks, ranks) and int((matrix > 0).sum()) == ranks * (ranks - 1)
     assert _text(links.datasets["transports"]["transport"]) == ["mpi", "nccl (emulated)"]
     assert "median GB/s side by side: NCCL (emulated) " in done.stdout
+    splits = run.checks["bisection"].datasets["splits"]
+    assert list(zip(_text(splits["transport"]), _text(splits["split"]))) == [
+        ("mpi", "halves"), ("nccl (emulated)", "halves"), ("mpi", "random"), ("nccl (emulated)", "random")]
+    timeline = run.checks["soak"].datasets["timeline"]
+    assert _text(timeline["transport"]) == ["mpi", "nccl (emulated)"] * (len(timeline) // 2)
+    assert len(timeline) >= 4 and (timeline["wrong"] == 0).all()
+    assert run.checks["soak"].attrs["judged_transport"] == "nccl (emulated)"
     # A run compared with itself meets every transport's rows with its own.
     assert compare_runs(run, run).ok
 
