@@ -70,5 +70,33 @@ PY
 TESSERA_BACKEND=cupy timeout 300 "$mpirun" --oversubscribe -n "$ranks" -x TESSERA_BACKEND -x PYTHONPATH \
   "$py" "$out/event_modes.py" 2>&1 | tee "$out/event-modes.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# NCCL beside MPI (issue 17): --transport both on CuPy buffers, one rank per GPU (NCCL refuses two
+# ranks of one communicator on one GPU: "Duplicate GPU detected"), every row verified; the NCCL
+# all-reduce column against MPI's and the GPU's expectation (the built-in table, or --expect-busbw).
+nccl_ranks=$gpus
+echo "== nccl: --transport both, $nccl_ranks rank(s) on $gpus GPU(s)"
+TESSERA_BACKEND=cupy timeout 480 "$mpirun" --oversubscribe -n "$nccl_ranks" -x TESSERA_BACKEND -x PYTHONPATH \
+  "$py" -m tessera_mpi.suite --out "$out/nccl.h5" --tests bandwidth,links --transport both --sizes 8:1G:8 \
+  --timeout 300 2>&1 | tee "$out/nccl.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+"$py" - "$out/nccl.h5" <<'PY' | tee "$out/nccl-vs-mpi.txt"
+import sys
+from tessera_mpi.results import read_results
+check = read_results(sys.argv[1]).checks["bandwidth"]
+data = check.datasets["all_reduce"]
+text = [t.decode() if isinstance(t, bytes) else str(t) for t in data["transport"]]
+nccl = data[[t == "nccl" for t in text]]
+mpi = data[[t == "mpi" for t in text]]
+expected = check.attrs.get("expected_busbw_GBps", 0.0)
+print(f"transports: {check.attrs.get('transports')}; expectation {expected:g} GB/s ({check.attrs.get('expectation_source')})")
+for a, b in zip(nccl, mpi):
+    print(f"all_reduce {int(a['size_bytes']):>12}{' in place' if a['in_place'] else '         '}  NCCL {a['busbw_GBps']:9.2f} GB/s"
+          f"  MPI {b['busbw_GBps']:9.2f} GB/s  wrong {int(a['wrong'])}/{int(b['wrong'])}")
+best = float(nccl["busbw_GBps"].max()) if len(nccl) else 0.0
+print(f"NCCL all_reduce peak busbw {best:.1f} GB/s" + (f" = {best / expected:.0%} of expected" if expected else ""))
+ok = len(nccl) > 0 and (data["wrong"] == 0).all() and check.attrs.get("transports") == "mpi,nccl"
+sys.exit(0 if ok else 1)
+PY
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 echo "gpu_check: $( [ $status -eq 0 ] && echo PASSED || echo FAILED ); files in $out"
 exit $status
