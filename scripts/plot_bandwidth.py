@@ -47,11 +47,18 @@ def plot_collective(name: str, run: RunResults, base: RunResults | None, out: Pa
     expected = float(check.attrs.get("expected_busbw_GBps", 0.0))
     loaded = bool(check.attrs.get("under_load", False))
     fig, (bw_ax, lat_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for in_place, style in ((False, "-o"), (True, "-s")):
-        rows = data[data["in_place"] == in_place]
+    # --transport both: one line per transport and variant (tables before schema 1.4 are MPI's).
+    over = ([t.decode() if isinstance(t, bytes) else str(t) for t in data["transport"]]
+            if "transport" in (data.dtype.names or ()) else ["mpi"] * len(data))
+    labels = list(dict.fromkeys(over))
+    styles = {(t, ip): ("-" if i == 0 else "--") + ("s" if ip else "o") for i, t in enumerate(labels)
+              for ip in (False, True)}
+    for (transport, in_place), style in styles.items():
+        rows = data[(data["in_place"] == in_place) & (np.array(over) == transport)]
         if len(rows) == 0:
             continue
-        label = f"{'in place' if in_place else 'out of place'}{', under load' if loaded else ''}"
+        label = (f"{transport + ', ' if len(labels) > 1 else ''}{'in place' if in_place else 'out of place'}"
+                 f"{', under load' if loaded else ''}")
         bw_ax.plot(rows["size_bytes"], rows["busbw_GBps"], style, label=label, markersize=4)
         lat_ax.plot(rows["size_bytes"], rows["time_us_max"], style, label=f"{label}, t_max", markersize=4)
         lat_ax.fill_between(rows["size_bytes"], rows["time_us_min"], rows["time_us_max"], alpha=0.15)
