@@ -121,6 +121,39 @@ case $? in
   *) note FAIL "event timing modes: wrong data, no event clock or no run (logs/event-modes.log)" ;;
 esac
 
+echo "== NCCL beside MPI: --transport both for bandwidth and links, one rank per GPU"
+# NCCL refuses two ranks of one communicator on one GPU ("Duplicate GPU detected"): one rank per GPU.
+# Emulated mode: the emulated NCCL (MPI under NCCL's calling conventions), labelled emulated.
+nccl_ranks=$(( gpus > 2 ? gpus : 2 ))
+[ "$mode" = emulated ] || nccl_ranks=$gpus
+TESSERA_BACKEND=$mode timeout "$step_s" "$mpirun" --oversubscribe -n "$nccl_ranks" -x TESSERA_BACKEND \
+  -x TESSERA_EMULATED_DEVICES -x PYTHONPATH "$py" -m tessera_mpi.suite --out "$out/reference/nccl.h5" \
+  --tests bandwidth,links --transport both --sizes "$([ "$mode" = emulated ] && echo 8:64K:8 || echo 8:1G:8)" \
+  $quick --timeout "$step_s" > "$out/logs/nccl.log" 2>&1 \
+  || note FAIL "--transport both exited non-zero (logs/nccl.log)"
+if [ -f "$out/reference/nccl.h5" ]; then
+  if "$py" - "$out/reference/nccl.h5" > "$out/nccl-vs-mpi.txt" 2>&1 <<'PY'
+import sys
+from tessera_mpi.results import read_results
+check = read_results(sys.argv[1]).checks["bandwidth"]
+data = check.datasets["all_reduce"]
+text = [t.decode() if isinstance(t, bytes) else str(t) for t in data["transport"]]
+nccl = data[[t.startswith("nccl") for t in text]]
+mpi = data[[t == "mpi" for t in text]]
+expected = check.attrs.get("expected_busbw_GBps", 0.0)
+print(f"transports: {check.attrs.get('transports')}; expectation {expected:g} GB/s ({check.attrs.get('expectation_source')})")
+for a, b in zip(nccl, mpi):
+    print(f"all_reduce {int(a['size_bytes']):>12}{' in place' if a['in_place'] else '         '}  NCCL {a['busbw_GBps']:9.2f} GB/s"
+          f"  MPI {b['busbw_GBps']:9.2f} GB/s  wrong {int(a['wrong'])}/{int(b['wrong'])}")
+best = float(nccl["busbw_GBps"].max()) if len(nccl) else 0.0
+print(f"NCCL all_reduce peak busbw {best:.1f} GB/s" + (f" = {best / expected:.0%} of expected" if expected else ""))
+ok = len(nccl) > 0 and len(mpi) > 0 and (data["wrong"] == 0).all()
+sys.exit(0 if ok else 1)
+PY
+  then note PASS "NCCL$([ "$mode" = emulated ] && echo " (emulated)") and MPI side by side, every element right: $(tail -1 "$out/nccl-vs-mpi.txt") (nccl-vs-mpi.txt)"
+  else note FAIL "NCCL beside MPI: $(tail -2 "$out/nccl-vs-mpi.txt" | tr '\n' ' ') (nccl-vs-mpi.txt)"; fi
+fi
+
 result=$([ $status -eq 0 ] && echo PASSED || echo FAILED)
 echo "gpu_check: $result ($mode mode, $ranks ranks on $gpus GPU(s)); results $out/gpu-check.h5, verdict $verdict" \
   | tee -a "$verdict"

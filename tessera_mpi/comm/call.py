@@ -32,7 +32,7 @@ from mpi4py import MPI
 from ..runtime import context
 from ..runtime.tracker import tracker
 from ..runtime.transfer import Staging
-from . import hooks, profiling
+from . import hooks, nccl, profiling
 from .transport import Loop, MpiTransport, ReduceOp, Transport
 
 
@@ -57,13 +57,22 @@ class Group:
 
     @classmethod
     def of(cls, comm: MPI.Intracomm, *, where: Callable[[int], str] | None = None,
-           tracked: bool = True) -> Group:
-        """Return the group of `comm`'s ranks over MPI (no communication)."""
+           tracked: bool = True, transport: str = "mpi") -> Group:
+        """Return the group of `comm`'s ranks over `transport`, "mpi" or "nccl" (no
+        communication; ConfigError for "nccl" where NCCL is unavailable)."""
         rt = context.current()
         assert rt is not None, "the runtime starts before any group is made"
         members = MPI.Group.Translate_ranks(comm.Get_group(), list(range(comm.size)), rt.world.Get_group())
-        transport = MpiTransport(comm, device_buffers=rt.cuda_aware)
-        return cls(comm=comm, transport=transport, staging=rt.staging, members=tuple(members),
+        staging = rt.staging
+        if transport == "nccl":
+            moves: Transport = nccl.make(comm, rt.backend)
+            # NCCL takes device buffers as they are and orders them on the stream: no copies, no syncs.
+            staging = Staging(rt.backend, direct=True, stream_ordered=True)
+        elif transport == "mpi":
+            moves = MpiTransport(comm, device_buffers=rt.cuda_aware)
+        else:
+            raise ValueError(f"transport must be 'mpi' or 'nccl', got {transport!r}")
+        return cls(comm=comm, transport=moves, staging=staging, members=tuple(members),
                    where=where, tracked=tracked)
 
     @property
@@ -92,7 +101,8 @@ class Group:
         iteration costs the call path's steps and the library call, no more.
         """
         call = Call(self, name, timed=True)
-        if self.staging.device:
+        # A stream-ordered transport takes device buffers as they are: nothing to stage per run.
+        if self.staging.device and not self.transport.stream_ordered:
             move = getattr(call, collective)
             # Device buffers are staged (or synchronized) on every run, as in any call.
             raw: Callable[[], None] = (lambda: move(recv, **kwargs)) if collective == "broadcast" \

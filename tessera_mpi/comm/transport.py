@@ -55,6 +55,11 @@ class Transport(ABC):
     errors: tuple[type[BaseException], ...] = ()
 
     @property
+    def label(self) -> str:
+        """What results and reports call this transport (its name unless it is an emulation)."""
+        return self.name
+
+    @property
     @abstractmethod
     def size(self) -> int: ...
 

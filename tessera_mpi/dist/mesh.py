@@ -374,18 +374,20 @@ class Mesh:
             self._comms[key] = self.comm.Sub(remain)
         return self._comms[key]
 
-    def group(self, axes: str | Sequence[str] | None) -> tuple[tuple[int, ...], Group]:
-        """Return (axis indices, call-path group) of this rank's group along `axes` (None: all).
+    def group(self, axes: str | Sequence[str] | None, *, transport: str = "mpi") -> tuple[tuple[int, ...], Group]:
+        """Return (axis indices, call-path group) of this rank's group along `axes` (None: all)
+        over `transport` ("mpi" or "nccl": see `Group.of`).
 
         Like `comm_for`, collective the first time; then a dictionary lookup, which keeps the
         per-call cost of collectives small. Failures name ranks by their mesh coordinate.
         """
-        key = axes if axes is None or isinstance(axes, str) else tuple(axes)
+        named = axes if axes is None or isinstance(axes, str) else tuple(axes)
+        key = named if transport == "mpi" else (named, transport)
         found = self._groups.get(key)
         if found is None:
             indices = tuple(range(self.ndim)) if axes is None else self._axis_indices(axes)
             comm = self.comm_for([self.axes[i] for i in indices])
-            found = self._groups[key] = (indices, Group.of(comm, where=self._where_weakly()))
+            found = self._groups[key] = (indices, Group.of(comm, where=self._where_weakly(), transport=transport))
         return found
 
     def _where_weakly(self) -> Callable[[int], str]:

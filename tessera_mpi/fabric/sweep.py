@@ -105,6 +105,11 @@ def kernel(collective: str, group: Group | MPI.Intracomm, rt: Runtime, *, count:
                   quiet=quiet, call=call, batch=batch)
 
 
+def transport_label(group: Group) -> str:
+    """What results call the group's transport: its name, marked "(emulated)" for the emulation."""
+    return group.transport.label
+
+
 def as_group(group: Group | MPI.Intracomm) -> Group:
     """Return `group`, or the group of a bare communicator's ranks."""
     return group if isinstance(group, Group) else Group.of(group)
@@ -123,6 +128,8 @@ class Measurement:
     algbw_gbps: float
     busbw_gbps: float
     wrong_by_rank: tuple[int, ...]
+    transport: str = "mpi"
+    """What moved the data: "mpi", "nccl", or "nccl (emulated)" (MPI under NCCL's conventions)."""
     waits_least: int = 0
     """The rank that spent the least time inside MPI: with a straggler, the straggler."""
     wait_spread: float = 0.0
@@ -139,7 +146,7 @@ class Measurement:
         """Return the results-table row (see docs/results-schema.md)."""
         t = self.timing
         return {
-            "size_bytes": self.size_bytes, "count": self.count, "dtype": self.dtype,
+            "transport": self.transport, "size_bytes": self.size_bytes, "count": self.count, "dtype": self.dtype,
             "in_place": self.in_place, "iters": t.iterations,
             "time_us_avg": t.t_avg * 1e6, "time_us_min": t.t_min * 1e6, "time_us_max": t.t_max * 1e6,
             "time_us_p50": t.p50 * 1e6, "time_us_p99": t.p99 * 1e6,
@@ -197,6 +204,8 @@ def measure(
     comm.Barrier()
     start = MPI.Wtime()
     k.run()
+    if group.transport.stream_ordered:
+        rt.backend.synchronize()  # the call was only queued: calibrate on its completion
     once = comm.allreduce(MPI.Wtime() - start, op=MPI.MAX)
     size = s.size_of(count, comm.size, dtype.itemsize)
     cap = min(max_iterations, iterations_for(size))
@@ -210,6 +219,7 @@ def measure(
         collective=collective, size_bytes=size, count=count, dtype=dtype.name, in_place=in_place,
         timing=timing, algbw_gbps=algbw_gbps(size, timing.t_max),
         busbw_gbps=busbw_gbps(collective, size, timing.t_max, comm.size), wrong_by_rank=wrong,
+        transport=transport_label(group),
         waits_least=int(waited.argmin()), wait_spread=spread, buffers=group.staging.path,
     )
 

@@ -15,7 +15,8 @@ from .schema import STATUSES
 DEFAULT_NOISE_FLOOR = 0.05
 """Bandwidth changes smaller than this share are noise even when both runs were very steady."""
 ROW_KEY = ("size_bytes", "in_place")
-"""Columns that name one measurement in a bandwidth table."""
+"""Columns that name one measurement in a bandwidth table, besides its `transport` (tables of
+schema 1.3 and earlier have none: their rows are MPI's)."""
 DIGEST_KEY = ("case", "algorithm", "variant")
 """Columns that name one digest in a check's `digests` table."""
 
@@ -96,20 +97,27 @@ def spread(row: np.void) -> float:
     return float((high - row["time_us_min"]) / high) if high > 0 else 0.0
 
 
+def _row_key(row: np.void) -> tuple:
+    names = row.dtype.names or ()
+    return (text(row["transport"]) if "transport" in names else "mpi", *(row[k].item() for k in ROW_KEY))
+
+
 def _compare_bandwidth(name: str, key: str, before: np.ndarray, after: np.ndarray, result: Comparison, *,
                        noise_floor: float) -> None:
     """Compare busbw size by size. A change counts only beyond the noise of that size: the
     larger of the two runs' own spreads (see `spread`) and `noise_floor`. Slower beyond it is
     a regression."""
-    rows = {tuple(r[k].item() for k in ROW_KEY): r for r in before}
+    rows = {_row_key(r): r for r in before}
     slower, faster, within, largest = [], [], 0, 0.0
     for row in after:
-        old = rows.get(tuple(row[k].item() for k in ROW_KEY))
+        old = rows.get(_row_key(row))
         if old is None or old["busbw_GBps"] <= 0:
             continue
         change = float(row["busbw_GBps"] / old["busbw_GBps"] - 1.0)
         noise = max(spread(old), spread(row), noise_floor)
-        where = f"{human_bytes(int(row['size_bytes']))}{' in place' if row['in_place'] else ''}"
+        over = _row_key(row)[0]
+        where = f"{human_bytes(int(row['size_bytes']))}{' in place' if row['in_place'] else ''}" \
+            + ("" if over == "mpi" else f" over {over}")
         text = f"{where} {change:+.0%} (noise {noise:.0%})"
         if change < -noise:
             slower.append(text)

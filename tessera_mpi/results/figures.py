@@ -50,11 +50,18 @@ def bandwidth_figure(run: RunResults, name: str, *, baseline: RunResults | None 
     loaded = bool(check.attrs.get("under_load", False))
     fig = Figure(figsize=(12, 4.8))
     bw_ax, lat_ax = fig.subplots(1, 2)
-    for in_place, style in ((False, "-o"), (True, "-s")):
-        rows = data[data["in_place"] == in_place]
+    # --transport both: one line per transport and variant (tables before schema 1.4 are MPI's).
+    over = np.array([text(t) for t in data["transport"]] if "transport" in (data.dtype.names or ())
+                    else ["mpi"] * len(data))
+    transports = list(dict.fromkeys(over.tolist()))
+    styles = {(t, ip): ("-" if i == 0 else "--") + ("s" if ip else "o") for i, t in enumerate(transports)
+              for ip in (False, True)}
+    for (transport, in_place), style in styles.items():
+        rows = data[(data["in_place"] == in_place) & (over == transport)]
         if len(rows) == 0:
             continue
-        label = f"{'in place' if in_place else 'out of place'}{', under load' if loaded else ''}"
+        label = (f"{transport + ', ' if len(transports) > 1 else ''}{'in place' if in_place else 'out of place'}"
+                 f"{', under load' if loaded else ''}")
         bw_ax.plot(rows["size_bytes"], rows["busbw_GBps"], style, label=label, markersize=4)
         lat_ax.plot(rows["size_bytes"], rows["time_us_max"], style, label=f"{label}, t_max", markersize=4)
         lat_ax.fill_between(rows["size_bytes"], rows["time_us_min"], rows["time_us_max"], alpha=0.15)

@@ -20,7 +20,7 @@ from ..results import ResultsWriter
 from ..results.reader import ResultsFileError
 from ..results.provenance import ranks_table, root_attrs
 from ..hardware.telemetry import describe_source, telemetry
-from . import console
+from . import console, transports
 from .options import SuiteOptions, UsageError, build_parser, parse_options
 from .checks import registered
 from .reports import Reports
@@ -161,12 +161,16 @@ def _run(argv: Sequence[str] | None) -> tuple[int, Session | None]:
     try:
         rt = runtime.start()
         runtime.set_collective_timeout(options.timeout_s)
+        options = transports.resolve(rt, options)
         with runtime.Watchdog(options.timeout_s, "suite set-up"):
             mesh = Mesh(options.axes, shape=options.mesh_shape, spares=options.spares)
             load = _load(rt, mesh, options)
             reports.validate()
             writer = _open_results(rt, mesh, options, [c.name for c in selected])
             path = _results_path(rt, writer)
+    except UsageError as exc:
+        _say(f"python -m tessera_mpi.suite: error: {exc}")
+        return EXIT_USAGE, None
     except (ConfigError, DivergenceError) as exc:
         _say(f"python -m tessera_mpi.suite: configuration error: {exc}")
         return EXIT_USAGE, None

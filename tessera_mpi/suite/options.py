@@ -62,6 +62,10 @@ class SuiteOptions:
     """health: uncorrectable ECC errors a GPU may gain during the suite (--max-uncorrectable)."""
     max_link_error_rate: float = 100.0
     """health: CRC errors per second one NVLink may gain (--max-link-error-rate; DCGM's limit)."""
+    transport: str = "mpi"
+    """--transport mpi|nccl|both: what the fabric checks measure over (suite/transports.py)."""
+    transport_note: str = ""
+    """Why --transport both ran MPI only (set once the job agreed that NCCL is unavailable)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,6 +167,9 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
     fabric.add_argument("--min-trend", metavar="F", type=float, default=0.8,
                         help="soak: fail when the last quarter keeps less than this share of the first "
                              "quarter's busbw, or the fitted line falls that far (default 0.8)")
+    fabric.add_argument("--transport", choices=("mpi", "nccl", "both"), default="mpi",
+                        help="bandwidth, links, bisection, soak: measure over MPI, NCCL, or both side by "
+                             "side, interleaved (default mpi)")
     health = parser.add_argument_group("health (GPU counters through NVML)")
     health.add_argument("--max-uncorrectable", metavar="N", type=int, default=0,
                         help="fail when a GPU gains more uncorrectable ECC errors during the suite (default 0)")
@@ -298,4 +305,5 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         min_trend=args.min_trend,
         max_uncorrectable=args.max_uncorrectable,
         max_link_error_rate=args.max_link_error_rate,
+        transport=args.transport,
     )

@@ -121,3 +121,26 @@ def test_a_check_the_new_run_did_not_select_is_no_regression(tmp_path):
     assert comparison.ok and "links: only in the base run (not selected in the new run)" in comparison.lines
     lost = _run_of(tmp_path / "lost.h5", ["mesh"], selected=["mesh", "links"], complete=True)
     assert compare_runs(full, lost).regressions == ["links: missing from the new run"]
+
+
+def _two_transports(path, mpi, nccl):
+    """A bandwidth table with an MPI row and an NCCL row of one size (`--transport both`)."""
+    rows = table([{"transport": t, "size_bytes": 65536, "in_place": False, "time_us_min": 10.0,
+                   "time_us_max": 10.0, "time_us_p50": 10.0, "time_us_p99": 10.0, "busbw_GBps": bw}
+                  for t, bw in (("mpi", mpi), ("nccl", nccl))])
+    writer = ResultsWriter(path, attrs={**ATTRS, "world_size": 8}, ranks=RANKS)
+    writer.add(CheckRecord(name="bandwidth", status="passed", duration_s=1.0, message="", headline="",
+                           datasets={"all_reduce": Dataset(rows)}))
+    return read_results(path)
+
+
+def test_bandwidth_is_compared_transport_by_transport(tmp_path):
+    base = _two_transports(tmp_path / "a.h5", mpi=10.0, nccl=100.0)
+    # NCCL fell by half, MPI held: a regression of NCCL's row, MPI's compared with MPI's.
+    new = _two_transports(tmp_path / "b.h5", mpi=10.0, nccl=50.0)
+    comparison = compare_runs(base, new)
+    assert comparison.regressions == ["bandwidth/all_reduce: 1 of 2 sizes slower beyond noise"]
+    assert any("64 KiB over nccl -50%" in line for line in comparison.lines)
+    # A table of schema 1.3 (no transport column) holds MPI's rows: they meet MPI's.
+    old = _bandwidth(tmp_path / "c.h5", {65536: 10.0})
+    assert compare_runs(old, new).ok

@@ -7,7 +7,8 @@ from ...comm import native
 from ...fabric.collectives import SWEPT, TABLE
 from ...fabric.expectations import Expectation, expectation
 from ...results import table
-from ...fabric.sweep import Measurement, distinct, measure, memory_cap, sizes
+from ...fabric.sweep import Measurement, distinct, measure, memory_cap, sizes, transport_label
+from .. import transports
 from ..context import CheckContext
 from ...util.text import human_bytes
 from ..progress import Progress
@@ -83,20 +84,42 @@ UNLOADED = "_unloaded"
 
 def run_sweep(ctx: CheckContext, plan: list[tuple[str, int, bool]], budget: float, *,
               label: str) -> dict[str, list[Measurement]]:
-    """Measure every (collective, size, in_place) of `plan`; a wrong element fails the check."""
-    (_, group), rt = ctx.mesh.group(None), ctx.runtime
-    progress = Progress(f"bandwidth{label}", len(plan), enabled=ctx.is_root)
+    """Measure every (collective, size, in_place) of `plan` on each chosen transport, the
+    transports interleaved at each size (so drift hits both alike); a wrong element fails the
+    check. Each collective's list holds every transport's measurements (`Measurement.transport`)."""
+    rt = ctx.runtime
+    groups = [ctx.mesh.group(None, transport=t)[1] for t in transports.chosen(ctx.options)]
+    progress = Progress(f"bandwidth{label}", len(plan) * len(groups), enabled=ctx.is_root)
     results: dict[str, list[Measurement]] = {c: [] for c in SWEPT}
     for collective, size, in_place in plan:
-        m = measure(collective, group, rt, size_bytes=size, in_place=in_place, budget_s=budget)
-        results[collective].append(m)
-        wrong = m.wrong_by_rank[group.rank]
-        if wrong:
-            ctx.fail(f"{collective} {human_bytes(m.size_bytes)} {'in place' if in_place else 'out of place'}"
-                     f"{label}: {wrong} of its elements wrong on this rank")
-        progress.step(f"{collective} {human_bytes(m.size_bytes)}{' in place' if in_place else ''}")
+        for group in groups:
+            m = measure(collective, group, rt, size_bytes=size, in_place=in_place, budget_s=budget)
+            results[collective].append(m)
+            wrong = m.wrong_by_rank[group.rank]
+            over = "" if len(groups) == 1 else f" over {m.transport}"
+            if wrong:
+                ctx.fail(f"{collective} {human_bytes(m.size_bytes)} {'in place' if in_place else 'out of place'}"
+                         f"{over}{label}: {wrong} of its elements wrong on this rank")
+            progress.step(f"{collective} {human_bytes(m.size_bytes)}{' in place' if in_place else ''}{over}")
     progress.close()
     return results
+
+
+def over(measurements: list[Measurement], transport: str) -> list[Measurement]:
+    """The measurements of one transport (by its label)."""
+    return [m for m in measurements if m.transport == transport]
+
+
+def side_by_side(collective: str, measurements: list[Measurement], labels: list[str], *, at: int) -> str:
+    """"all_reduce 4 GiB: NCCL 841.00 GB/s, MPI 312.00 GB/s": each transport's best busbw at
+    size `at` (the judged transport's peak), NCCL first; nccl-tests' sizes and bus factors on both."""
+    def shown(label: str) -> str:
+        return label.upper().replace("(EMULATED)", "(emulated)")
+
+    best = {label: max((m.busbw_gbps for m in over(measurements, label) if m.size_bytes == at), default=0.0)
+            for label in labels}
+    return f"{collective} {human_bytes(at)}: " + ", ".join(f"{shown(label)} {best[label]:.2f} GB/s"
+                                                          for label in reversed(labels))
 
 
 @register("bandwidth", help="size sweep of 6 collectives, verified at every size, busbw vs the expected link bandwidth",
@@ -108,7 +131,12 @@ def run_sweep(ctx: CheckContext, plan: list[tuple[str, int, bool]], budget: floa
 def check_bandwidth(ctx: CheckContext) -> None:
     """Under --under-load the sweep runs twice, with the load and with it paused: the tables
     without a suffix are the loaded ones (what the check ran under), the `_unloaded` ones the
-    fabric alone, which is what the expectation judges; the headline puts them side by side."""
+    fabric alone, which is what the expectation judges; the headline puts them side by side.
+
+    With --transport both every size runs over MPI and over NCCL, interleaved: each table holds
+    both transports' rows (its `transport` column), the headline puts their busbw side by side,
+    and the expectation and the straggler judge NCCL's, the path training collectives take
+    (MPI's when MPI runs alone)."""
     mesh = ctx.mesh
     comm = mesh.comm
     low, high, factor = sweep_sizes(ctx)
@@ -117,19 +145,21 @@ def check_bandwidth(ctx: CheckContext) -> None:
     expect, unexpected = expectation(mesh.placements, given_gbps=ctx.options.expect_busbw)
     plan = [(c, size, in_place) for c in SWEPT for size in distinct(c, nominal, comm.size, 4)
             for in_place in TABLE[c].variants]
+    labels = [transport_label(mesh.group(None, transport=t)[1]) for t in transports.chosen(ctx.options)]
+    judged_by = labels[-1]
     results = run_sweep(ctx, plan, budget, label="")
     unloaded: dict[str, list[Measurement]] | None = None
     if ctx.load is not None:
         with ctx.load.paused():
             unloaded = run_sweep(ctx, plan, budget, label=" without load")
-    everything = [m for ms in (unloaded or results).values() for m in ms]
+    everything = [m for ms in (unloaded or results).values() for m in over(ms, judged_by)]
     culprit = judge_straggler(ctx, everything) if ctx.judge_timing else None
     if expect is None:
         ctx.skip_judging(unexpected)
     summary = []
     for collective, measurements in results.items():
-        best = peak(measurements)
-        judged = unloaded[collective] if unloaded is not None else measurements
+        best = peak(over(measurements, judged_by))
+        judged = over(unloaded[collective], judged_by) if unloaded is not None else over(measurements, judged_by)
         alone = peak(judged)
         share = f"{alone.busbw_gbps / expect.busbw_gbps:.0%}" if expect else ""
         # An expectation is judged wherever there is one: the built-in table names no device that
@@ -140,26 +170,39 @@ def check_bandwidth(ctx: CheckContext) -> None:
                       message=f"{collective} peak busbw {alone.busbw_gbps:.1f} GB/s at {human_bytes(alone.size_bytes)} "
                               f"is {share} of the expected {expect.busbw_gbps:g} GB/s ({expect.source}); below "
                               f"--min-efficiency {ctx.options.min_efficiency:g}{where}")
+        peaks = {label: peak(over(measurements, label)) for label in labels}
+        each = {f"peak_busbw_GBps_{label.split()[0]}": m.busbw_gbps for label, m in peaks.items()} \
+            if len(labels) > 1 else {}
         ctx.save(collective, table([m.row() for m in measurements]),
                  peak_busbw_GBps=best.busbw_gbps, peak_size_bytes=best.size_bytes,
                  judged=collective in JUDGED and expect is not None and unloaded is None,
-                 under_load=unloaded is not None)
+                 under_load=unloaded is not None, transport=judged_by, **each)
+        if len(labels) > 1:
+            summary.append(side_by_side(collective, measurements, labels, at=best.size_bytes)
+                           + (f" ({share} of expected)" if share else ""))
+            if unloaded is not None:
+                ctx.save(collective + UNLOADED, table([m.row() for m in unloaded[collective]]),
+                         peak_busbw_GBps=alone.busbw_gbps, peak_size_bytes=alone.size_bytes,
+                         judged=collective in JUDGED and expect is not None, under_load=False, transport=judged_by)
+            continue
         if unloaded is None:
             summary.append(f"{collective} {best.busbw_gbps:.2f}" + (f" ({share})" if share else ""))
             continue
         ctx.save(collective + UNLOADED, table([m.row() for m in judged]),
                  peak_busbw_GBps=alone.busbw_gbps, peak_size_bytes=alone.size_bytes,
-                 judged=collective in JUDGED and expect is not None, under_load=False)
+                 judged=collective in JUDGED and expect is not None, under_load=False, transport=judged_by)
         ratio = best.busbw_gbps / alone.busbw_gbps if alone.busbw_gbps > 0 else 0.0
         summary.append(f"{collective} {alone.busbw_gbps:.2f} / {best.busbw_gbps:.2f} ({ratio:.0%})"
                        + (f" [{share} of expected]" if share else ""))
+    emulated = any("emulated" in label for label in labels)
     ctx.attrs.update(
         expected_busbw_GBps=expect.busbw_gbps if expect else 0.0,
         expectation_source=expect.source if expect else f"none: {unexpected}",
         min_efficiency=ctx.options.min_efficiency, sizes=f"{low}:{high}:{factor}",
         clock=results["all_reduce"][0].timing.clock, under_load=unloaded is not None,
         loop=",".join(sorted({m.timing.loop for ms in results.values() for m in ms})),
-        loop_fallback=native.reason(), buffers=ctx.runtime.staging.path,
+        loop_fallback=native.reason(), buffers=ctx.runtime.staging.path, transports=",".join(labels),
+        judged_transport=judged_by, transport_note=ctx.options.transport_note,
     )
     verdict = (f"vs {expect.busbw_gbps:g} GB/s expected ({expect.source})" if expect
                else f"not judged: {unexpected}")
@@ -167,7 +210,14 @@ def check_bandwidth(ctx: CheckContext) -> None:
     if culprit is not None:
         ctx.attrs["straggler_rank"] = culprit.ranks[0]
         late = f"; straggler: {culprit}"
-    figures = ("peak busbw GB/s without load / under load (share kept)" if unloaded is not None
-               else "peak busbw GB/s")
+    if len(labels) > 1:
+        figures = "peak busbw side by side" + (" (under load)" if unloaded is not None else "")
+    else:
+        figures = ("peak busbw GB/s without load / under load (share kept)" if unloaded is not None
+                   else "peak busbw GB/s") + ("" if judged_by == "mpi" else f" over {judged_by}")
+    notes = "".join(f"; {n}" for n in (
+        "emulated NCCL is MPI under NCCL's calling conventions, not a measurement of NCCL" if emulated else "",
+        ctx.options.transport_note) if n)
     ctx.headline = (f"{figures}: {', '.join(summary)}; {len(plan)} sizes x variants verified"
-                    f"{' twice' if unloaded is not None else ''}; {verdict}{late}")
+                    f"{' twice' if unloaded is not None else ''}"
+                    f"{f' on each of {len(labels)} transports' if len(labels) > 1 else ''}; {verdict}{late}{notes}")

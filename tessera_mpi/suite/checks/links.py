@@ -8,9 +8,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from ...fabric.sweep import transport_label
 from ...fabric.p2p import Buffers, exchange_window, partner, receive_window, rounds, send_window
 from ...results import table
 from ...runtime.topology import hosts_phrase
+from .. import transports
 from ..context import CheckContext
 from ...util.text import human_bytes
 from ..progress import Progress
@@ -48,12 +50,14 @@ def pair_buffers(ctx: CheckContext) -> Buffers:
     return Buffers.make(ctx.runtime, ctx.mesh.comm.rank, count, WINDOW)
 
 
-def _measure_round(ctx: CheckContext, buffers: Buffers, peer: int | None) -> tuple[float, float, int]:
-    """Return (GB/s of my sends to peer, GB/s both ways at once, wrong elements received).
+def _measure_round(ctx: CheckContext, buffers: Buffers, peer: int | None, *,
+                   transport: str = "mpi") -> tuple[float, float, int]:
+    """Return (GB/s of my sends to peer, GB/s both ways at once, wrong elements received) over
+    `transport`.
 
     The peer measures its own sends to me; each rank fills its row of the matrix.
     """
-    (_, group), rt = ctx.mesh.group(None), ctx.runtime
+    (_, group), rt = ctx.mesh.group(None, transport=transport), ctx.runtime
     comm, me = group.comm, group.rank
     if peer is None:
         comm.Barrier()
@@ -155,6 +159,9 @@ def planted_slow_rank(n: int) -> int:
                               lambda n: Culprit.rank(planted_slow_rank(n)),
                               scope=lambda o, n: replace(o, link_peers=min(o.link_peers or n - 1, PLANTED_PEERS))),))
 def check_links(ctx: CheckContext) -> None:
+    """With --transport both each round runs over MPI and over NCCL (grouped sends and receives),
+    one after the other: the MPI matrices keep their names, NCCL's carry `_nccl`, the `transports`
+    table has a row per transport, and the judged transport is NCCL's (MPI's when alone)."""
     mesh = ctx.mesh
     comm = mesh.comm
     n, me = comm.size, comm.rank
@@ -164,59 +171,96 @@ def check_links(ctx: CheckContext) -> None:
     schedule = rounds(n)
     peers = ctx.options.link_peers or (n - 1 if n <= SAMPLED_ABOVE else 16)
     schedule = schedule[:peers]
-    uni = np.zeros(n)
-    both = np.zeros(n)
-    progress = Progress("links", len(schedule), enabled=ctx.is_root)
-    wrong: dict[int, int] = {}
+    chosen = transports.chosen(ctx.options)
+    labels = {t: transport_label(mesh.group(None, transport=t)[1]) for t in chosen}
+    uni = {t: np.zeros(n) for t in chosen}
+    both = {t: np.zeros(n) for t in chosen}
+    progress = Progress("links", len(schedule) * len(chosen), enabled=ctx.is_root)
+    wrong: dict[tuple[int, str], int] = {}
     for number, pairs in enumerate(schedule):
         peer = partner(pairs, me)
-        out, bi, bad = _measure_round(ctx, buffers, peer)
-        if peer is not None:
-            uni[peer], both[peer] = out, bi
-            if bad:
-                wrong[peer] = bad
-        progress.step(f"round {number + 1}")
+        for t in chosen:
+            out, bi, bad = _measure_round(ctx, buffers, peer, transport=t)
+            if peer is not None:
+                uni[t][peer], both[t][peer] = out, bi
+                if bad:
+                    wrong[(peer, labels[t])] = bad
+            progress.step(f"round {number + 1}" + (f" over {labels[t]}" if len(chosen) > 1 else ""))
     progress.close()
     if wrong:
+        over = sorted({label for _, label in wrong})
         ctx.fail(f"{sum(wrong.values())} wrong elements received over point-to-point links from ranks "
-                 f"{sorted(wrong)}", culprit=[Culprit.link(mesh.world_rank(p), mesh.world_rank(me)) for p in wrong])
-    uni_matrix = np.empty((n, n))
-    comm.Allgather(uni, uni_matrix)
-    both_matrix = np.empty((n, n))
-    comm.Allgather(both, both_matrix)
+                 f"{sorted({p for p, _ in wrong})} (over {', '.join(over)})",
+                 culprit=[Culprit.link(mesh.world_rank(p), mesh.world_rank(me)) for p in sorted({p for p, _ in wrong})])
     fraction, source = ctx.relative("--slow-link-fraction", ctx.options.slow_link_fraction)
-    median, slow = slow_links(uni_matrix, fraction)
     judged = ctx.judge_timing
-    culprit = common_end(slow)
-    if judged and median > 0:
-        judge_links(ctx, uni_matrix, median, slow, culprit, fraction=fraction, source=source)
-    elif not judged:
-        ctx.skip_judging(ctx.timing_not_judged)
-    ctx.save("unidirectional", uni_matrix, unit="GB/s", description="[src, dst]: src sending to dst alone, "
-             "0 where not measured")
-    ctx.save("bidirectional", both_matrix, unit="GB/s", description="[a, b]: both directions at once, summed")
-    ctx.save("slow_links", table([{"src": a, "dst": b, "GBps": bw} for a, b, bw in slow]
-                                 or [{"src": -1, "dst": -1, "GBps": 0.0}]),
-             description="links below the slow fraction of the median (a single -1 row when none)")
+    medians: dict[str, tuple[float, float]] = {}
+    figures: dict[str, tuple[float, list[tuple[int, int, float]], tuple[int, int] | None]] = {}
+    matrices: dict[str, np.ndarray] = {}
+    for t in chosen:
+        suffix = "" if t == "mpi" else f"_{t}"
+        uni_matrix = np.empty((n, n))
+        comm.Allgather(uni[t], uni_matrix)
+        both_matrix = np.empty((n, n))
+        comm.Allgather(both[t], both_matrix)
+        median, slow = slow_links(uni_matrix, fraction)
+        culprit = common_end(slow)
+        figures[t] = (median, slow, culprit)
+        matrices[t] = uni_matrix
+        measured_both = both_matrix[both_matrix > 0]
+        medians[t] = (median, float(np.median(measured_both)) if measured_both.size else 0.0)
+        if t == chosen[-1]:
+            if judged and median > 0:
+                judge_links(ctx, uni_matrix, median, slow, culprit, fraction=fraction, source=source)
+            elif not judged:
+                ctx.skip_judging(ctx.timing_not_judged)
+            tested = int((uni_matrix > 0).sum())
+        over_text = "" if t == "mpi" else f" over {labels[t]}"
+        ctx.save("unidirectional" + suffix, uni_matrix, unit="GB/s", transport=labels[t],
+                 description=f"[src, dst]: src sending to dst alone{over_text}, 0 where not measured")
+        ctx.save("bidirectional" + suffix, both_matrix, unit="GB/s", transport=labels[t],
+                 description=f"[a, b]: both directions at once, summed{over_text}")
+        ctx.save("slow_links" + suffix, table([{"src": a, "dst": b, "GBps": bw} for a, b, bw in slow]
+                                              or [{"src": -1, "dst": -1, "GBps": 0.0}]),
+                 transport=labels[t], description="links below the slow fraction of the median (a single -1 row "
+                 f"when none){over_text}")
+    median, slow, culprit = figures[chosen[-1]]
+    uni_matrix = matrices[chosen[-1]]
     hosts = [p.host for p in mesh.placements]
     per_host, host_matrix = host_summary(uni_matrix, hosts, slow)
+    over_judged = "" if chosen[-1] == "mpi" else f", over {labels[chosen[-1]]}"
     ctx.save("hosts", table(per_host), unit="GB/s", description="one row per host: its ranks, the median one-way "
-             "link inside it, out of it and into it, its slowest link and the slow links touching it (0 where none)")
+             "link inside it, out of it and into it, its slowest link and the slow links touching it (0 where none)"
+             + over_judged)
     ctx.save("host_matrix", host_matrix, unit="GB/s", description="[src host, dst host]: median one-way link, "
-             "hosts in the order of the hosts table, 0 where not measured")
+             "hosts in the order of the hosts table, 0 where not measured" + over_judged)
+    if len(chosen) > 1:
+        ctx.save("transports", table([{"transport": labels[t], "median_GBps": medians[t][0],
+                                       "median_both_GBps": medians[t][1], "slow_links": len(figures[t][1])}
+                                      for t in chosen]), description="each transport's median link, side by side")
     ctx.attrs.update(median_GBps=median, slow_fraction=fraction, message_bytes=buffers.nbytes,
                      window_ms=buffers.nbytes * WINDOW / (median * 1e9) * 1e3 if median > 0 else 0.0,
                      window=WINDOW, rounds=len(schedule), judged=judged, peers=peers, loop=buffers.loop,
-                     buffers=ctx.runtime.staging.path)
+                     buffers=ctx.runtime.staging.path, transports=",".join(labels[t] for t in chosen), judged_transport=labels[chosen[-1]],
+                     transport_note=ctx.options.transport_note)
     blame = f"; {mesh.describe(culprit[0])} is an end of {culprit[1]} of them" if culprit else ""
     note = "" if judged else f" (not judged: {ctx.timing_not_judged})"
-    tested = int((uni_matrix > 0).sum())
     across = ""
     if len(per_host) > 1:
         inside = [r["within_GBps"] for r in per_host if r["within_GBps"] > 0]
         cross = np.array(hosts)[:, None] != np.array(hosts)[None, :]
         across = (f"; {hosts_phrase(mesh.placements)}: median {_median(np.array(inside)):.2f} GB/s inside a host, "
                   f"{_median(uni_matrix[cross & (uni_matrix > 0)]):.2f} GB/s between hosts")
-    ctx.headline = (f"{tested} links at {human_bytes(buffers.nbytes)} x {WINDOW}: median {median:.2f} GB/s one way, "
-                    f"{float(np.median(both_matrix[both_matrix > 0])):.2f} GB/s both ways; "
-                    f"{len(slow)} below {fraction:g} x median{across}{note}{blame}")
+    if len(chosen) > 1:
+        shown = ", ".join(f"{labels[t].upper().replace('(EMULATED)', '(emulated)')} {medians[t][0]:.2f} one way / "
+                          f"{medians[t][1]:.2f} both ways" for t in reversed(chosen))
+        figures_text = f"median GB/s side by side: {shown}"
+    else:
+        over_text = "" if chosen[0] == "mpi" else f" over {labels[chosen[0]]}"
+        figures_text = (f"median {median:.2f} GB/s one way, {medians[chosen[0]][1]:.2f} GB/s both ways{over_text}")
+    emulated = any("emulated" in label for label in labels.values())
+    notes = "".join(f"; {x}" for x in (
+        "emulated NCCL is MPI under NCCL's calling conventions, not a measurement of NCCL" if emulated else "",
+        ctx.options.transport_note) if x)
+    ctx.headline = (f"{tested} links at {human_bytes(buffers.nbytes)} x {WINDOW}: {figures_text}; "
+                    f"{len(slow)} below {fraction:g} x median{across}{note}{blame}{notes}")

@@ -7,10 +7,11 @@ import numpy as np
 from mpi4py import MPI
 
 from ...fabric.busbw import busbw_gbps, per_rank_count, size_of
-from ...fabric.sweep import Kernel, kernel, memory_cap, verify
+from ...fabric.sweep import Kernel, kernel, memory_cap, transport_label, verify
 from ...fabric.timing import time_loop
 from ...results import table
 from ...util.text import human_bytes
+from .. import transports
 from ..context import CheckContext
 from ..progress import Progress
 from ..registry import SelfTest, register
@@ -96,66 +97,85 @@ def judge_dips(ctx: CheckContext, rows: list[dict]) -> None:
                                              "ranks": [rt.size - 1]},
                               lambda n: Culprit.rank(n - 1), needs_duration=True),))
 def check_soak(ctx: CheckContext) -> None:
+    """With --transport both each window runs over MPI, then over NCCL: the timeline has a row per
+    window and transport (its `transport` column); the trend and dips judge NCCL's rows."""
     duration = ctx.options.duration_s
     if duration <= 0:
         ctx.skip("pass --duration SECONDS to soak the fabric")
     mesh, rt = ctx.mesh, ctx.runtime
-    _, group = mesh.group(None)
-    comm = group.comm
+    chosen = transports.chosen(ctx.options)
+    groups = [mesh.group(None, transport=t)[1] for t in chosen]
+    comm = groups[0].comm
     size = min(ctx.sized(full=1 << 28, small=1 << 20, quick=1 << 16), memory_cap(rt, comm))
     count = per_rank_count("all_reduce", size, comm.size, 4)
     size = size_of("all_reduce", count, comm.size, 4)
-    k = kernel("all_reduce", group, rt, count=count, dtype=np.float32, in_place=False)
     target = max(MIN_WINDOW_S, duration / WINDOWS)
-    iterations = _calibrate(k, comm, target, rt.backend.clock())
+    kernels = [kernel("all_reduce", g, rt, count=count, dtype=np.float32, in_place=False) for g in groups]
+    iterations = [_calibrate(k, comm, target, rt.backend.clock()) for k in kernels]
+    labels = [transport_label(g) for g in groups]
     rows, wrong, waited = [], 0, []
     start = MPI.Wtime()
-    progress = Progress("soak", int(duration / target) + 1, enabled=ctx.is_root)
+    progress = Progress("soak", int(duration / (target * len(groups))) + 1, enabled=ctx.is_root)
     while True:
         # Rank 0's clock decides for everyone, so all ranks run the same number of windows.
         elapsed = comm.bcast(MPI.Wtime() - start, root=0)
         if elapsed >= duration and rows:
             break
-        bad = verify(k, group, rt.backend.xp)
-        wrong += bad[comm.rank]
-        k.call.seconds = 0.0
-        timing = time_loop(comm, k.run, iterations=iterations, warmup=0, clock=rt.backend.clock())
-        waited.append(comm.allgather(k.call.seconds))
-        window = timing.t_max * iterations
-        rows.append({"t_s": elapsed, "iters": iterations, "window_s": window, "time_us_max": timing.t_max * 1e6,
-                     "busbw_GBps": busbw_gbps("all_reduce", size, timing.t_max, comm.size), "wrong": sum(bad)})
-        # Hold the window near its target whatever the fabric does: the same count on every rank.
-        if abs(window - target) > HOLD * target:
-            iterations = max(1, int(round(iterations * target / max(window, 1e-9))))
+        for i, (group, k, label) in enumerate(zip(groups, kernels, labels)):
+            bad = verify(k, group, rt.backend.xp)
+            wrong += bad[comm.rank]
+            k.call.seconds = 0.0
+            timing = time_loop(comm, k.run, iterations=iterations[i], warmup=0, clock=rt.backend.clock())
+            if label == labels[-1]:
+                waited.append(comm.allgather(k.call.seconds))
+            window = timing.t_max * iterations[i]
+            rows.append({"transport": label, "t_s": elapsed, "iters": iterations[i], "window_s": window,
+                         "time_us_max": timing.t_max * 1e6,
+                         "busbw_GBps": busbw_gbps("all_reduce", size, timing.t_max, comm.size), "wrong": sum(bad)})
+            # Hold the window near its target whatever the fabric does: the same count on every rank.
+            if abs(window - target) > HOLD * target:
+                iterations[i] = max(1, int(round(iterations[i] * target / max(window, 1e-9))))
         progress.step(f"{elapsed:.0f} s")
     progress.close()
     if wrong:
         ctx.fail(f"{wrong} wrong elements during the soak")
+    judged_rows = [r for r in rows if r["transport"] == labels[-1]]
     # Scheduling noise on an oversubscribed machine makes single windows dip as deep as real
     # instability, so dips are judged on real hardware only; the trend, a comparison of
     # medians, is judged under --self-test too.
     if ctx.judge_timing:
-        judge_trend(ctx, rows, np.array(waited))
+        judge_trend(ctx, judged_rows, np.array(waited))
     if ctx.judge_timing and not rt.oversubscribed:
-        judge_dips(ctx, rows)
+        judge_dips(ctx, judged_rows)
     elif rt.oversubscribed:
         ctx.skip_judging("oversubscribed machine: timings measure CPU scheduling" +
                          ("; the trend is judged, single-window dips are not" if ctx.judge_timing else ""))
     else:
         ctx.skip_judging(ctx.timing_not_judged)
-    busbw = np.array([r["busbw_GBps"] for r in rows])
+    busbw = np.array([r["busbw_GBps"] for r in judged_rows])
     dipped, median = dips(busbw, ctx.options.min_efficiency)
-    ratio, fitted = _trend(np.array([r["t_s"] for r in rows]), busbw)
-    window_s = float(np.median([r["window_s"] for r in rows]))
-    ctx.save("timeline", table(rows), description="one row per window: start time, its measured length, busbw, "
-             "wrong elements")
+    ratio, fitted = _trend(np.array([r["t_s"] for r in judged_rows]), busbw)
+    window_s = float(np.median([r["window_s"] for r in judged_rows]))
+    ctx.save("timeline", table(rows), description="one row per window and transport: start time, its measured "
+             "length, busbw, wrong elements")
     ctx.attrs.update(size_bytes=size, window_s=window_s, target_window_s=target, median_GBps=float(np.median(busbw)),
                      trend=ratio, fitted_trend=fitted, judged=ctx.judge_timing,
                      min_efficiency=ctx.options.min_efficiency,
-                     min_trend=ctx.options.min_trend)
+                     min_trend=ctx.options.min_trend, transports=",".join(labels), judged_transport=labels[-1],
+                     transport_note=ctx.options.transport_note)
     note = "" if ctx.judge_timing else f"; not judged: {ctx.timing_not_judged}"
     ctx.attrs["dips"] = dipped
-    ctx.headline = (f"{len(rows)} windows of {window_s:.2f} s over {duration:g} s at {human_bytes(size)}: busbw median "
-                    f"{median:.2f} GB/s, min {busbw.min():.2f}, max {busbw.max():.2f}; last/first quarter "
+    over = "" if labels == ["mpi"] else f" over {labels[-1]}"
+    side = ""
+    if len(labels) > 1:
+        side = "; median side by side: " + ", ".join(
+            f"{label.upper().replace('(EMULATED)', '(emulated)')} "
+            f"{float(np.median([r['busbw_GBps'] for r in rows if r['transport'] == label])):.2f} GB/s"
+            for label in reversed(labels))
+    notes = "".join(f"; {x}" for x in (
+        "emulated NCCL is MPI under NCCL's calling conventions, not a measurement of NCCL"
+        if any("emulated" in label for label in labels) else "", ctx.options.transport_note) if x)
+    ctx.headline = (f"{len(judged_rows)} windows of {window_s:.2f} s over {duration:g} s at {human_bytes(size)}{over}: "
+                    f"busbw median {median:.2f} GB/s, min {busbw.min():.2f}, max {busbw.max():.2f}; last/first quarter "
                     f"{ratio:.2f}, fitted line end/start {fitted:.2f}; {dipped} dips below "
-                    f"{ctx.options.min_efficiency:g} x median{note}")
+                    f"{ctx.options.min_efficiency:g} x median{note}{side}{notes}")

@@ -1,0 +1,76 @@
+"""NCCL beside MPI end to end: `--transport both` on the emulated backend (MPI under NCCL's
+calling conventions, labelled emulated), and `--transport nccl` where there is no NCCL."""
+
+import pytest
+from conftest import mpirun
+
+from tessera_mpi.fabric.collectives import SWEPT
+from tessera_mpi.results import read_results
+from tessera_mpi.results.compare import compare_runs
+
+EMULATED = {"TESSERA_BACKEND": "emulated"}
+
+
+def _text(values):
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+@pytest.mark.parametrize("ranks", [8])
+def test_transport_both_puts_mpi_and_emulated_nccl_side_by_side(tmp_path, ranks):
+    out = tmp_path / "both.h5"
+    done = mpirun(ranks, "-m", "tessera_mpi.suite", "--tests", "bandwidth,links,bisection,soak", "--quick",
+                  "--duration", "2", "--transport", "both", "--out", str(out), timeout=400, env=EMULATED)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "peak busbw side by side: all_reduce " in done.stdout and ": NCCL (emulated) " in done.stdout
+    assert "emulated NCCL is MPI under NCCL's calling conventions, not a measurement of NCCL" in done.stdout
+    run = read_results(out)
+    bandwidth = run.checks["bandwidth"]
+    assert bandwidth.attrs["transports"] == "mpi,nccl (emulated)"
+    assert bandwidth.attrs["judged_transport"] == "nccl (emulated)"
+    for name in SWEPT:
+        data = bandwidth.datasets[name]
+        transports = _text(data["transport"])
+        # Interleaved: every size on MPI, then on NCCL, row by row; every element verified.
+        assert transports == ["mpi", "nccl (emulated)"] * (len(data) // 2)
+        assert (data["size_bytes"][0::2] == data["size_bytes"][1::2]).all() and (data["wrong"] == 0).all()
+        assert (data["busbw_GBps"] > 0).all()
+        # Device buffers on NCCL: timed with the (emulated) events, never the compiled host loop.
+        assert set(_text(data["loop"][1::2])) == {"python"}
+    links = run.checks["links"]
+    for suffix in ("", "_nccl"):
+        matrix = links.datasets["unidirectional" + suffix]
+        assert matrix.shape == (ranks, ranks) and int((matrix > 0).sum()) == ranks * (ranks - 1)
+    assert _text(links.datasets["transports"]["transport"]) == ["mpi", "nccl (emulated)"]
+    assert "median GB/s side by side: NCCL (emulated) " in done.stdout
+    splits = run.checks["bisection"].datasets["splits"]
+    assert list(zip(_text(splits["transport"]), _text(splits["split"]))) == [
+        ("mpi", "halves"), ("nccl (emulated)", "halves"), ("mpi", "random"), ("nccl (emulated)", "random")]
+    timeline = run.checks["soak"].datasets["timeline"]
+    assert _text(timeline["transport"]) == ["mpi", "nccl (emulated)"] * (len(timeline) // 2)
+    assert len(timeline) >= 4 and (timeline["wrong"] == 0).all()
+    assert run.checks["soak"].attrs["judged_transport"] == "nccl (emulated)"
+    # A run compared with itself meets every transport's rows with its own.
+    assert compare_runs(run, run).ok
+
+
+def test_transport_nccl_without_nccl_is_a_usage_error(tmp_path):
+    done = mpirun(2, "-m", "tessera_mpi.suite", "--tests", "bandwidth", "--quick", "--transport", "nccl",
+                  "--out", str(tmp_path / "none.h5"), timeout=120, env={"TESSERA_BACKEND": "numpy"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if "--transport nccl" in line]
+    assert lines == ["python -m tessera_mpi.suite: error: --transport nccl: NCCL is unavailable on every rank: "
+                     "the numpy backend keeps buffers in host memory and NCCL moves device memory: run on GPUs "
+                     "with CuPy (TESSERA_BACKEND=cupy), or TESSERA_BACKEND=emulated for the emulation; use "
+                     "--transport mpi, or both to run MPI and say so"]
+    assert not (tmp_path / "none.h5").exists()
+
+
+def test_transport_both_without_nccl_runs_mpi_and_says_why(tmp_path):
+    out = tmp_path / "mpi.h5"
+    done = mpirun(2, "-m", "tessera_mpi.suite", "--tests", "bandwidth", "--quick", "--transport", "both",
+                  "--out", str(out), timeout=120, env={"TESSERA_BACKEND": "numpy"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "; --transport both ran MPI only: NCCL is unavailable on every rank: the numpy backend" in done.stdout
+    bandwidth = read_results(out).checks["bandwidth"]
+    assert bandwidth.attrs["transports"] == "mpi"
+    assert set(_text(bandwidth.datasets["all_reduce"]["transport"])) == {"mpi"}
