@@ -112,14 +112,6 @@ class NcclTransport(Transport):
         self._pending: list[tuple[str, Any, int]] | None = None
 
     @property
-    def size(self) -> int:
-        return self.comm.size
-
-    @property
-    def rank(self) -> int:
-        return self.comm.rank
-
-    @property
     def label(self) -> str:
         """What reports call this transport: "nccl", or "nccl (emulated)"."""
         return "nccl (emulated)" if self.emulated else "nccl"

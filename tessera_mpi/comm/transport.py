@@ -59,13 +59,17 @@ class Transport(ABC):
         """What results and reports call this transport (its name unless it is an emulation)."""
         return self.name
 
-    @property
-    @abstractmethod
-    def size(self) -> int: ...
+    comm: MPI.Intracomm
+    """The group's MPI communicator: every transport is bootstrapped over one (NCCL's unique id
+    travels on it), and it numbers the group's ranks."""
 
     @property
-    @abstractmethod
-    def rank(self) -> int: ...
+    def size(self) -> int:
+        return self.comm.size
+
+    @property
+    def rank(self) -> int:
+        return self.comm.rank
 
     @abstractmethod
     def all_reduce(self, send: Any, recv: Any, *, op: ReduceOp = "sum") -> None: ...
@@ -147,14 +151,6 @@ class MpiTransport(Transport):
     def __init__(self, comm: MPI.Intracomm, *, device_buffers: bool = False) -> None:
         self.comm = comm
         self.device_buffers = device_buffers
-
-    @property
-    def size(self) -> int:
-        return self.comm.size
-
-    @property
-    def rank(self) -> int:
-        return self.comm.rank
 
     def all_reduce(self, send: Any, recv: Any, *, op: ReduceOp = "sum") -> None:
         self.comm.Allreduce(MPI.IN_PLACE if send is None else send, recv, op=_MPI_OPS[op])

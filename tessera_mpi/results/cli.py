@@ -68,7 +68,8 @@ def _summary(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tessera_mpi.results",
                                      description="Print a readable summary of tessera_mpi results files. "
                                                  "Use `compare BASE NEW` to compare two runs, `report RUN -o "
-                                                 "FILE.html` for a report, `history DIR -o FILE.html` for a history.")
+                                                 "FILE.html` for a report, `history DIR -o FILE.html` for a history, "
+                                                 "`verdict RUN --launcher-exit N` to exit with the suite's own verdict.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="results file (.h5)")
     args = parser.parse_args(argv)
     code = 0
