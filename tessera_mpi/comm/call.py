@@ -67,7 +67,7 @@ class Group:
         if transport == "nccl":
             moves: Transport = nccl.make(comm, rt.backend)
             # NCCL takes device buffers as they are and orders them on the stream: no copies, no syncs.
-            staging = Staging(rt.backend, direct=True, stream_ordered=True)
+            staging = Staging(rt.backend, direct=True, stream_ordered=True, export=False)
         elif transport == "mpi":
             moves = MpiTransport(comm, device_buffers=rt.cuda_aware)
         else:

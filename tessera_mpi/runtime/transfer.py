@@ -38,8 +38,12 @@ class Staging:
     while the earlier sends read it, which leaves what they read unchanged.
     """
 
-    def __init__(self, backend: ArrayBackend, *, direct: bool, stream_ordered: bool = False) -> None:
+    def __init__(self, backend: ArrayBackend, *, direct: bool, stream_ordered: bool = False,
+                 export: bool = True) -> None:
         self.backend = backend
+        self._export = export
+        """Direct buffers go as the backend exports them to MPI (DLPack/CAI); a transport that
+        takes device arrays themselves (NCCL: pointers on its stream) gets them unexported."""
         self.device = backend.is_device
         self.staged = backend.is_device and not direct
         """True when device buffers travel through host copies."""
@@ -57,7 +61,7 @@ class Staging:
         if self._sync:
             self.backend.synchronize()
         if not self.staged:
-            return self.backend.export(a)
+            return self.backend.export(a) if self._export else a
         mirror = self.mirror(a)
         self.backend.download(a, mirror)
         return mirror
@@ -68,7 +72,9 @@ class Staging:
             return a
         if self._sync:
             self.backend.synchronize()
-        return self.mirror(a) if self.staged else self.backend.export(a)
+        if self.staged:
+            return self.mirror(a)
+        return self.backend.export(a) if self._export else a
 
     def finish(self, buffer: Any, a: Any) -> None:
         """Make what the transport wrote into `buffer` (from recv_buffer(a)) visible in `a`."""

@@ -132,13 +132,13 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
         # The GPU's counters on both sides of the check: what moved happened while it ran.
         before = tel.snapshot()
         if load is not None:
-            before = load.stats()
+            load_before = load.stats()
             load.start()
         level, message = _local_outcome(check, ctx)
         if load is not None:
             load.stop()
             # A check may pause the load (to measure without it): count every run of it.
-            stats = load.stats().since(before)
+            stats = load.stats().since(load_before)
             ctx.attrs.update(load_iterations=stats.iterations, load_message_bytes=stats.message_bytes,
                              load_bytes=stats.bytes, load_seconds=stats.seconds)
         after = tel.snapshot()

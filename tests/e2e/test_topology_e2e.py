@@ -41,8 +41,11 @@ def test_a_failure_names_the_emulated_host(tmp_path):
     done = mpirun(8, str(SCRIPTS / "planted_check.py"), "fail", "--tests", "mesh,planted", "--out", str(out),
                   timeout=120, env={"TESSERA_BACKEND": "emulated", "TESSERA_EMULATED_TOPOLOGY": "2x4"})
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "failed on rank 2 (tp=0,pp=1,dp=0; host emul-n01, local rank 2, device emulated:2)" in done.stdout
-    assert "rank 5 (tp=1,pp=0,dp=1; host emul-n02, local rank 1, device emulated:1)" in done.stdout
+    # The emulated GPU's identity (issue 16) sits on the emulated tray and slot (issue 20).
+    assert re.search(r"failed on rank 2 \(tp=0,pp=1,dp=0; host emul-n01, local rank 2, device emulated:2, "
+                     r"tray 1 slot 2 GPU serial \d+ \(module 3\)\)", done.stdout), done.stdout
+    assert re.search(r"rank 5 \(tp=1,pp=0,dp=1; host emul-n02, local rank 1, device emulated:1, "
+                     r"tray 2 slot 1 GPU serial \d+ \(module 2\)\)", done.stdout), done.stdout
     assert "verified on 2 hosts (emulated topology 2x4)" in done.stdout
     run = read_results(out)
     assert _text(run.ranks["host"]) == ["emul-n01"] * 4 + ["emul-n02"] * 4
@@ -100,5 +103,6 @@ def test_a_planted_slow_rank_is_reported_on_its_emulated_host(tmp_path):
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     row = read_results(out).tables["selftest"][0]
     assert row["verdict"].decode() == "caught" and row["named"].decode() == "rank 37", row
-    assert "rank 37 (tp=3,pp=0,dp=1; host emul-n10, local rank 1, device emulated:1) is an end of" in row["detail"].decode()
+    assert re.search(r"rank 37 \(tp=3,pp=0,dp=1; host emul-n10, local rank 1, device emulated:1, tray 10 slot 1 "
+                     r"GPU serial \d+ \(module 2\)\) is an end of", row["detail"].decode()), row["detail"]
     assert "host emul-n10, local rank 1" in done.stdout

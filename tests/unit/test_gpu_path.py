@@ -492,3 +492,17 @@ def test_ranks_sharing_one_h200_get_no_bandwidth_expectation_nor_timing_judgemen
         ctx = CheckContext(mesh=None, options=options)  # type: ignore[arg-type]
         assert ctx.judge_timing is judged
         assert ("ranks share a GPU (cuda:0 NVIDIA H200" in ctx.timing_not_judged) is not judged
+
+
+def test_a_transport_of_device_arrays_gets_them_unexported_and_unsynchronized():
+    """NCCL's staging (Group.of(transport="nccl")): the device array itself, no MPI export, no
+    synchronization; MPI's direct staging exports it (found when the two branches met: the
+    emulated NCCL was handed an MPI export and had no .size)."""
+    from tessera_mpi.runtime.backend import EmulatedDeviceBuffer
+    backend = EmulatedDeviceBackend()
+    a = np.arange(8, dtype=np.float32)
+    nccl = Staging(backend, direct=True, stream_ordered=True, export=False)
+    assert nccl.send_buffer(a) is a and nccl.recv_buffer(a) is a
+    assert backend.exports == 0 and backend.syncs == 0
+    mpi = Staging(backend, direct=True)
+    assert isinstance(mpi.send_buffer(a), EmulatedDeviceBuffer) and backend.syncs == 1
