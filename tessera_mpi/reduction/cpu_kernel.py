@@ -68,7 +68,8 @@ SLACK = 1.0 - 2.0 ** -40
 FLAGS = (["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math"],
          ["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math"])
 """Tried in order: -march=native where the compiler has it for this CPU, else the baseline ISA."""
-NAMES = {"float64": "float64", "float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
+FORMATS = ("float64", "float32", "float16", "bfloat16")
+"""The formats certified_sum.c has a kernel for, by dtype name (tessera_certified_sum_<name>)."""
 
 _dll: ctypes.CDLL | None = None
 _reason: str | None = None
@@ -114,7 +115,7 @@ def _load(path: Path) -> ctypes.CDLL:
     if dll.tessera_sum_abi() != ABI:
         raise NativeBuildError(f"{path} has sum ABI {dll.tessera_sum_abi()}, this module calls {ABI}")
     p, i, lng, d = ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_double
-    for name in NAMES.values():
+    for name in FORMATS:
         function = getattr(dll, f"tessera_certified_sum_{name}")
         function.argtypes = [p, lng, lng, p, p, i, i, d, d, d]
         function.restype = lng
@@ -153,7 +154,7 @@ def certified_sum(values: Any, fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray
     if n == 0:
         return out, failed, 0
     data = np.ascontiguousarray(values)
-    function = getattr(_dll, f"tessera_certified_sum_{NAMES[fmt.dtype.name]}")
+    function = getattr(_dll, f"tessera_certified_sum_{fmt.dtype.name}")
     failures = function(data.ctypes.data, rows, n, out.ctypes.data, failed.ctypes.data, fmt.precision,
                         fmt.quantum, 2.0 ** fmt.min_normal_exponent, 2.0 ** (fmt.max_exponent - 2),
                         2.0 * rows * 2.0 ** -53)
