@@ -152,7 +152,9 @@ def links_figure(run: RunResults, key: str) -> Figure | None:
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xlabel("destination rank" + (", by host (first rank)" if by_host else ""))
     ax.set_ylabel("source rank" + (", by host (first rank)" if by_host else ""))
-    judged = "" if check.attrs.get("judged", True) else "; not judged (oversubscribed)"
+    # Not judged for the reason the check recorded (oversubscribed, or ranks sharing a GPU).
+    reason = text(check.attrs.get("not_judged", "")) or "oversubscribed"
+    judged = "" if check.attrs.get("judged", True) else f"; not judged ({reason})"
     topology = f" ({run.attrs['topology']})" if run.attrs.get("topology") else ""
     ax.set_title(f"links, {LINK_KINDS[key]}\nmedian one way {median:.2f} GB/s{judged}\n"
                  f"grey: not measured; white lines: boundaries of {len(blocks)} host blocks{topology}", fontsize=9)
