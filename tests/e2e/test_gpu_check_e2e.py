@@ -60,10 +60,15 @@ def test_the_suite_on_the_direct_path_and_the_refusal_without_the_second_flag(tm
                      timeout=120, env={"TESSERA_BACKEND": "emulated", "TESSERA_CUDA_AWARE": "1"})
     assert refused.returncode != 0 and "TESSERA_CUDA_AWARE_FORCE=1" in refused.stdout + refused.stderr
     assert not (tmp_path / "no.h5").exists()
+    # The two ranks share one emulated device, as on the one-GPU check: two ranks on the two shared
+    # cores of a CI machine are not oversubscribed, and timing judged there failed one link at
+    # 0.75 against a 2.3 GB/s median on scheduling noise. This test is about the buffer path.
     done = mpirun(2, "-m", "tessera_mpi.suite", "--tests", "bandwidth,links", "--quick", "--sizes", "8:4K:8",
                   "--out", str(tmp_path / "direct.h5"), timeout=180,
-                  env={"TESSERA_BACKEND": "emulated", "TESSERA_CUDA_AWARE": "1", "TESSERA_CUDA_AWARE_FORCE": "1"})
+                  env={"TESSERA_BACKEND": "emulated", "TESSERA_CUDA_AWARE": "1", "TESSERA_CUDA_AWARE_FORCE": "1",
+                       "TESSERA_EMULATED_DEVICES": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "not judged: ranks share a GPU (emulated:0 on" in done.stdout, done.stdout
     with h5py.File(tmp_path / "direct.h5") as f:
         assert f.attrs["buffers"] == "direct" and f.attrs["cuda_aware"]
         for collective in ("all_reduce", "all_to_all", "sendrecv"):
