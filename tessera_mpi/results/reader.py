@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from ..errors import ResultsFileError
@@ -58,6 +57,8 @@ class RunResults:
 
 def read_results(path: str | Path) -> RunResults:
     """Load the results file at `path`; raise ResultsFileError when it is missing or not one."""
+    import h5py  # only a reading rank needs it (see table.STRING)
+
     path = Path(path)
     try:
         f = h5py.File(path, "r")

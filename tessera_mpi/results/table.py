@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import h5py
 import numpy as np
 
-STRING = h5py.string_dtype("utf-8")
+# h5py.string_dtype("utf-8") spelled out: h5py itself is imported only where a file is read or
+# written (rank 0), so the other ranks of a 72-rank job do not pay its import.
+STRING = np.dtype("O", metadata={"vlen": str})
 
 
 def _column_dtype(values: Sequence[Any]) -> Any:

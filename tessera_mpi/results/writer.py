@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from ..util.atomic import replacing
 from .schema import STATUSES
+from .table import STRING
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def _attr(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-        return np.array(value, dtype=h5py.string_dtype("utf-8"))
+        return np.array(value, dtype=STRING)
     return value
 
 
@@ -70,6 +70,8 @@ class ResultsWriter:
     def resume(cls, path: Path) -> ResultsWriter:
         """Take over an existing file (the new rank 0 after rank 0 was lost): its root
         attributes, ranks table and every check, datasets and their attributes included."""
+        import h5py  # only the writing rank needs it (see table.STRING)
+
         path = Path(path)
         with h5py.File(path, "r") as f:
             attrs = {k: v for k, v in f.attrs.items()}
@@ -98,6 +100,8 @@ class ResultsWriter:
 
     def write(self) -> None:
         """Write everything held so far to the file, atomically."""
+        import h5py  # only the writing rank needs it (see table.STRING)
+
         with replacing(self.path) as tmp:
             with h5py.File(tmp, "w", track_order=True) as f:
                 for key, value in self.attrs.items():
