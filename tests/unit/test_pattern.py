@@ -41,3 +41,25 @@ def test_transposed_or_shifted_blocks_differ():
 def test_bool_is_refused():
     with pytest.raises(TypeError, match="float or integer"):
         fill_pattern(np, ((0, 3),), (3,), np.bool_)
+
+
+def _reference(box, shape, dtype):
+    """The pattern from its definition, with Python integers: no wrapping, no float shortcut."""
+    bits = pattern_bits(dtype)
+    strides = [int(np.prod(shape[d + 1:], dtype=np.int64)) for d in range(len(shape))]
+    values = []
+    for index in np.ndindex(*[stop - start for start, stop in box]):
+        flat = sum((start + i) * s for i, (start, _), s in zip(index, box, strides))
+        h = (flat * 0x9E3779B1) % (1 << bits)
+        values.append(1.0 + h / 2.0 ** bits if np.dtype(dtype).kind == "f" else h)
+    return np.array(values, dtype=np.float64 if np.dtype(dtype).kind == "f" else np.int64).astype(dtype).reshape(
+        [stop - start for start, stop in box])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int32, np.uint16])
+@pytest.mark.parametrize("box", [((70000, 70003), (0, 1 << 16)),          # whole rows past 2^32
+                                 ((131070, 131072), (65000, 65536)),     # a corner past 2^32
+                                 ((0, 2), (1, 9))])
+def test_the_uint32_arithmetic_equals_the_definition_past_2_to_the_32(dtype, box):
+    shape = (1 << 17, 1 << 16)  # 2^33 elements: flat indices beyond 32 bits
+    assert np.array_equal(fill_pattern(np, box, shape, dtype), _reference(box, shape, dtype))
