@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,29 @@ def unproduced_samples(doc: Path, stdout: str) -> list[str]:
     """Return the sample lines of `doc` that no line of `stdout` matches (figures aside)."""
     printed = {masked(line) for line in stdout.splitlines()}
     return [line for line in sample_lines(doc) if masked(line) not in printed]
+
+
+NVL72 = {"TESSERA_BACKEND": "emulated", "TESSERA_EMULATED_TOPOLOGY": "18x4"}
+"""An emulated NVL72: 18 hosts of 4 devices on this one machine (issue 20)."""
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One finished suite launch: what it printed, its results file and its HTML report."""
+
+    done: subprocess.CompletedProcess
+    out: Path
+    report: Path
+
+
+@pytest.fixture(scope="session")
+def nvl72_run(tmp_path_factory) -> SuiteRun:
+    """The default suite at 72 ranks on an emulated NVL72, with --html, launched once per session.
+
+    The topology, health and HTML-report tests each read this one run rather than launching
+    72 ranks three times (a 72-rank launch costs 20-30 s of start-up alone on two cores)."""
+    where = tmp_path_factory.mktemp("nvl72")
+    out, report = where / "nvl72.h5", where / "nvl72.html"
+    done = mpirun(72, "-m", "tessera_mpi.suite", "--quick", "--out", str(out), "--html", str(report),
+                  timeout=600, env=NVL72)
+    return SuiteRun(done, out, report)

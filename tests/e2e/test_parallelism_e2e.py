@@ -100,11 +100,13 @@ def test_a_repetition_that_fails_fails_the_check(tmp_path):
 
 
 @pytest.mark.slow
-def test_parallelism_at_72_ranks(tmp_path):
-    out = tmp_path / "p72.h5"
-    done = mpirun(72, "-m", "tessera_mpi.suite", "--tests", "parallelism", "--out", str(out), timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    check = read_results(out).checks["parallelism"]
+def test_parallelism_at_72_ranks(nvl72_run):
+    """Reads the session's one 72-rank run of the default suite (emulated NVL72, device code paths)."""
+    done = nvl72_run.done
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    check = read_results(nvl72_run.out).checks["parallelism"]
+    assert check.status == "passed", check.message
     # How long it takes is a performance figure, recorded in docs/performance.md, not asserted here.
     assert "tp=6 x pp=6 x dp=2" in check.headline
-    assert list(check.datasets["schedule"]["max_in_flight"]) == [4, 4, 4, 3, 2, 1]
+    # 1F1B with --quick's 2 micro-batches over 6 stages: stage s holds min(2, 6 - s) in flight.
+    assert list(check.datasets["schedule"]["max_in_flight"]) == [min(2, 6 - s) for s in range(6)]

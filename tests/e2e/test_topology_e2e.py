@@ -7,12 +7,11 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import ROOT, SCRIPTS, mpirun
+from conftest import NVL72, ROOT, SCRIPTS, mpirun
 
 from tessera_mpi.results import figures, read_results
 from tessera_mpi.results.cli import run as results_cli
 
-NVL72 = {"TESSERA_BACKEND": "emulated", "TESSERA_EMULATED_TOPOLOGY": "18x4"}
 HOSTS = [f"emul-n{i:02d}" for i in range(1, 19)]
 
 
@@ -53,9 +52,8 @@ def test_a_failure_names_the_emulated_host(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_default_suite_on_an_emulated_nvl72(tmp_path, capsys):
-    out = tmp_path / "nvl72.h5"
-    done = mpirun(72, "-m", "tessera_mpi.suite", "--quick", "--out", str(out), timeout=600, env=NVL72)
+def test_the_default_suite_on_an_emulated_nvl72(nvl72_run, tmp_path, capsys):
+    done, out = nvl72_run.done, nvl72_run.out
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert "72 ranks on 18 hosts" in lines[0] and "mesh 6x6x2 (tp,pp,dp)" in lines[0]
@@ -96,13 +94,20 @@ def test_the_default_suite_on_an_emulated_nvl72(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_planted_slow_rank_is_reported_on_its_emulated_host(tmp_path):
-    out = tmp_path / "slow37.h5"
-    done = mpirun(72, "-m", "tessera_mpi.suite", "--self-test", "--quick", "--tests", "links", "--link-peers", "8",
-                  "--out", str(out), timeout=600, env=NVL72)
+def test_self_test_at_72_ranks_and_a_slow_rank_on_its_emulated_host(tmp_path):
+    """The 72-rank self-test (mesh, sharding, determinism: planted on rank 71) and the links
+    check's planted slow rank 37, reported on emul-n10 local rank 1: one launch for both."""
+    out = tmp_path / "self72.h5"
+    done = mpirun(72, "-m", "tessera_mpi.suite", "--self-test", "--quick", "--tests", "mesh,sharding,determinism,links",
+                  "--link-peers", "8", "--out", str(out), timeout=600, env=NVL72)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    row = read_results(out).tables["selftest"][0]
-    assert row["verdict"].decode() == "caught" and row["named"].decode() == "rank 37", row
+    rows = read_results(out).tables["selftest"]
+    checks = [r["check"].decode() for r in rows]
+    assert checks == ["mesh", "sharding", "sharding", "determinism", "links"], checks
+    assert [r["verdict"].decode() for r in rows] == ["caught"] * 5
+    assert {r["named"].decode() for r in rows[:4]} == {"rank 71"}
+    row = rows[4]
+    assert row["named"].decode() == "rank 37", row
     assert re.search(r"rank 37 \(tp=3,pp=0,dp=1; host emul-n10, local rank 1, device emulated:1, tray 10 slot 1 "
                      r"GPU serial \d+ \(module 2\)\) is an end of", row["detail"].decode()), row["detail"]
     assert "host emul-n10, local rank 1" in done.stdout
