@@ -29,10 +29,12 @@ def _scenario(n, plans, tests, out, timeout, env=EMULATED):
                   "--out", str(out), timeout=timeout, env=env)
 
 
-@pytest.mark.parametrize("n", [8, 72])
+# At 72 ranks the self-test's planted ECC error and link going down are caught and named, with
+# the GPU's serial, in the one 72-rank self-test launch (test_topology_e2e.py).
+@pytest.mark.parametrize("n", [8, 18])
 def test_an_uncorrectable_ecc_error_and_crc_errors_are_named(tmp_path, n):
     out = tmp_path / f"faulty{n}.h5"
-    done = _scenario(n, {**ECC, **CRC}, "health,bandwidth,health_end", out, timeout=400 if n == 72 else 200)
+    done = _scenario(n, {**ECC, **CRC}, "health,bandwidth,health_end", out, timeout=300)
     assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-3000:]
     run = read_results(out)
     serial5, serial3 = _serial(run, 5), _serial(run, 3)

@@ -95,18 +95,25 @@ def test_the_default_suite_on_an_emulated_nvl72(nvl72_run, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_self_test_at_72_ranks_and_a_slow_rank_on_its_emulated_host(tmp_path):
-    """The 72-rank self-test (mesh, sharding, determinism: planted on rank 71) and the links
-    check's planted slow rank 37, reported on emul-n10 local rank 1: one launch for both."""
+    """The 72-rank self-test in one launch: mesh, sharding, determinism and health (planted on
+    rank 71; health's uncorrectable ECC error is named with the GPU's serial) and the links
+    check's planted slow rank 37, reported on emul-n10 local rank 1."""
     out = tmp_path / "self72.h5"
-    done = mpirun(72, "-m", "tessera_mpi.suite", "--self-test", "--quick", "--tests", "mesh,sharding,determinism,links",
-                  "--link-peers", "8", "--out", str(out), timeout=600, env=NVL72)
+    done = mpirun(72, "-m", "tessera_mpi.suite", "--self-test", "--quick", "--tests",
+                  "health,mesh,sharding,determinism,links,health_end", "--link-peers", "8", "--out", str(out),
+                  timeout=600, env=NVL72)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    rows = read_results(out).tables["selftest"]
-    checks = [r["check"].decode() for r in rows]
-    assert checks == ["mesh", "sharding", "sharding", "determinism", "links"], checks
-    assert [r["verdict"].decode() for r in rows] == ["caught"] * 5
-    assert {r["named"].decode() for r in rows[:4]} == {"rank 71"}
-    row = rows[4]
+    run = read_results(out)
+    rows = {(r["check"].decode(), r["defect"].decode()): r for r in run.tables["selftest"]}
+    checks = [check for check, _ in rows]
+    assert checks == ["health", "mesh", "sharding", "sharding", "determinism", "links", "health_end"], checks
+    assert [r["verdict"].decode() for r in rows.values()] == ["caught"] * 7
+    named = {key: r["named"].decode() for key, r in rows.items()}
+    assert {n for (check, _), n in named.items() if check != "links"} == {"rank 71"}, named
+    serial71 = _text(run.ranks["gpu_serial"])[71]
+    ecc = rows[("health", "an uncorrectable ECC error on one GPU")]["detail"].decode()
+    assert f"GPU serial {serial71}" in ecc and "uncorrectable ECC" in ecc, ecc
+    row = rows[("links", "one slow rank")]
     assert row["named"].decode() == "rank 37", row
     assert re.search(r"rank 37 \(tp=3,pp=0,dp=1; host emul-n10, local rank 1, device emulated:1, tray 10 slot 1 "
                      r"GPU serial \d+ \(module 2\)\) is an end of", row["detail"].decode()), row["detail"]
