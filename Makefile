@@ -50,8 +50,9 @@ test-unit: $(STAMP)
 test-mpi: $(STAMP)
 	timeout 600 $(MPIRUN) $(MPIRUN_FLAGS) -n 4 $(BIN)/python -m pytest -q -p no:cacheprovider --with-mpi tests/mpi
 
+# --durations: the slowest tests in every log, so that the 15-minute budget can be kept.
 test-e2e: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 tests/e2e
 
 clean:
 	rm -rf $(VENV) build *.egg-info
