@@ -9,6 +9,7 @@ a process. TESSERA_FT=real|simulated|auto overrides the choice (real must be pos
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,16 +67,26 @@ def learn_failed(comm: MPI.Comm, world: MPI.Intracomm) -> tuple[int, ...]:
     """Return the ranks of `world` that failed, as the members of `comm` can learn them.
 
     A rank that only saw a peer's revocation knows of no failure; a fault-tolerant agreement
-    among the members makes every one of them meet the failure, after which it is known. Each
-    rank gives up after AGREE_S (a member may be elsewhere), so this never hangs. `Agree` with
-    an unacknowledged failure raises and loses its value, so failures are acknowledged first
-    and the non-blocking form is used.
+    among the members makes every one of them meet the failure, after which it is known. An
+    agreement raises, at every member alike, when some member had not acknowledged a failure
+    it met (a second victim that died while the first was being handled): the members then
+    acknowledge and agree again, until one agreement succeeds, so that every member names the
+    same failures. Each rank gives up after agree_seconds(world.size) (a member may be
+    elsewhere), so this never hangs. `Agree` with an unacknowledged failure raises and loses
+    its value, so failures are acknowledged first and the non-blocking form is used.
     """
-    try:
-        comm.Ack_failed()
-        wait_for(comm.Iagree(np.ones(1, dtype=np.intc)), AGREE_S)
-    except MPI.Exception:
-        pass
+    deadline = time.monotonic() + agree_seconds(world.size)
+    while True:
+        try:
+            comm.Ack_failed()
+            # Done when it succeeds (every member had acknowledged every failure it met) or
+            # when the time is up (a member is elsewhere: name what this rank knows).
+            wait_for(comm.Iagree(np.ones(1, dtype=np.intc)), max(0.0, deadline - time.monotonic()))
+            break
+        except MPI.Exception:
+            pass  # the same at every member: acknowledge what the agreement met, agree again
+        if time.monotonic() >= deadline:
+            break
     comm.Ack_failed()
     group = comm.Get_failed()
     ranks = MPI.Group.Translate_ranks(group, list(range(group.Get_size())), world.Get_group())
@@ -83,7 +94,16 @@ def learn_failed(comm: MPI.Comm, world: MPI.Intracomm) -> tuple[int, ...]:
 
 
 AGREE_S = 2.0
-"""How long the members of a failed communicator try to agree on who failed before giving up."""
+"""How long the members of a failed communicator try to agree on who failed before giving up..."""
+AGREE_S_PER_RANK = 0.04
+"""...and this much longer per rank of the job: 144 ranks oversubscribed on 2 cores took more
+than 2 s to agree, and one survivor then named one of two victims."""
+
+
+def agree_seconds(size: int) -> float:
+    """How long a rank of a job of `size` ranks waits for the agreement on who failed (local)."""
+    return AGREE_S + AGREE_S_PER_RANK * size
+
 
 FAILURE_CLASSES = tuple(
     getattr(MPI, name) for name in ("ERR_PROC_FAILED", "ERR_PROC_FAILED_PENDING", "ERR_REVOKED") if hasattr(MPI, name)
