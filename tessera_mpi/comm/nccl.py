@@ -114,6 +114,11 @@ class NcclTransport(Transport):
         self._pending: list[tuple[str, Any, int]] | None = None
 
     @property
+    def live(self) -> bool:
+        """Whether this transport holds an NCCL communicator now (made, not yet destroyed)."""
+        return self._communicator is not None
+
+    @property
     def label(self) -> str:
         """What reports call this transport: "nccl", or "nccl (emulated)"."""
         return "nccl (emulated)" if self.emulated else "nccl"
