@@ -10,6 +10,14 @@ raises the same error on every rank; with check=False they raise before any comm
 Every collective is bounded by the collective timeout (runtime/sentinel.py). Each function
 works out the layout, then makes one call on the call path (`comm.call`), which does the fault hooks, the tracker,
 profiling, staging of device buffers and the translation of failures.
+
+`transport="nccl"` moves the data over the NCCL transport of the same mesh group (its own
+communicator, bootstrapped over the group's MPI communicator on first use; the emulated NCCL
+on the emulated backend) instead of MPI (the default). The argument check still travels over
+MPI; so does `verify`. Where NCCL is unavailable (host buffers, CuPy without NCCL) every rank
+raises the same ConfigError, from the argument check (with check=False: on each rank, before
+any communication). Results are the same as over MPI: bitwise for deterministic=True, for
+max/min, and for the moves.
 """
 
 from __future__ import annotations
@@ -21,18 +29,21 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .comm import nccl
 from .comm.call import Call, Group
 from .comm.check import agree_call
 from .dist.dtensor import DistTensor
 from .dist.layout import Layout, Placed, Replicate, ShardSpec, place, volume
 from .dist.mesh import Mesh
-from .errors import CorruptionError, LayoutError
+from .errors import ConfigError, CorruptionError, LayoutError
 from .reduction import deterministic as det
 from .reduction import formats
 from .util.text import rank_ranges
 
 ReduceOp = Literal["sum", "prod", "max", "min", "avg"]
 REDUCE_OPS: tuple[str, ...] = ("sum", "prod", "max", "min", "avg")
+TRANSPORTS: tuple[str, ...] = ("mpi", "nccl")
+"""What `transport=` accepts."""
 Axes = str | Sequence[str] | None
 Box = tuple[tuple[int, int], ...]
 
@@ -63,6 +74,24 @@ def _reduce_op(op: object, what: str) -> str:
     if op not in REDUCE_OPS:
         raise ValueError(f"{what}: op={op!r} is not a reduction; choose one of {', '.join(REDUCE_OPS)}")
     return op
+
+
+def _check_transport(mesh: Mesh, transport: object, what: str) -> None:
+    """Raise ValueError for a transport that is not one, ConfigError where NCCL cannot run here
+    (local: the argument check agrees on it)."""
+    if transport == "mpi":
+        return
+    if not isinstance(transport, str) or transport not in TRANSPORTS:
+        raise ValueError(f"{what}: transport={transport!r}; choose one of {', '.join(TRANSPORTS)}")
+    reason = nccl.unavailable(mesh.runtime.backend)
+    if reason:
+        raise ConfigError(f"{what}(transport='nccl'): NCCL is unavailable: {reason}")
+
+
+def _moves(mesh: Mesh, axis: Axes, group: Group, transport: str) -> Group:
+    """The group the data moves on: `group` (MPI) or the NCCL group of the same ranks (no
+    communication: its communicator is made on its first call)."""
+    return group if transport == "mpi" else mesh.group(axis, transport=transport)[1]
 
 
 def _index(value: object, what: str, size: int, meaning: str, *,
@@ -142,6 +171,7 @@ def all_reduce(
     out: DistTensor | None = None,
     verify: bool = False,
     check: bool = True,
+    transport: str = "mpi",
 ) -> DistTensor:
     """Reduce every rank's local data elementwise over the mesh (or the groups of `axis`).
 
@@ -155,6 +185,8 @@ def all_reduce(
     then compare digests of their results and raise CorruptionError on every rank, naming the
     ranks whose result differs from the majority's (silent data corruption); this needs results
     that are bitwise equal on every rank, which deterministic=True and max/min guarantee.
+    transport="nccl" moves the data over NCCL (the deterministic sum's exchange of slices and
+    all-gather too, with the exact sum where the data is: on the device); the same bits.
     Collective over the mesh.
     """
     if type(x) is not DistTensor or x.epoch != x.mesh.epoch:
@@ -165,7 +197,7 @@ def all_reduce(
     dtype = local.dtype
     error = None
     if type(op) is not str or op not in REDUCE_OPS or (out is not None and out is not x) or deterministic \
-            or op == "avg":
+            or op == "avg" or transport != "mpi":
         # Inline rather than through _argument_error: this is every out= call's path.
         try:
             if type(op) is not str or op not in REDUCE_OPS:
@@ -175,17 +207,19 @@ def all_reduce(
             if deterministic or op == "avg":
                 _check_reduction(op, dtype, deterministic and op in ("sum", "avg") and _floating(dtype),
                                  algorithm, "op.all_reduce")
+            _check_transport(mesh, transport, "op.all_reduce")
         except (TypeError, ValueError) as exc:
             if not check:
                 raise
             error = exc
     if check:
         agree_call(group, "op.all_reduce", _signature(x, op if error is None else repr(op), axes, deterministic,
-                                                      algorithm), local=x.local_shape, error=error)
+                                                      algorithm, repr(transport)), local=x.local_shape, error=error)
     if not local.flags.c_contiguous:
         local = mesh.runtime.backend.xp.ascontiguousarray(local)
     target = None if out is None else out.local
-    with group.call("all_reduce", local.nbytes, dtype) as call:
+    moves = group if transport == "mpi" else _moves(mesh, axis, group, transport)
+    with moves.call("all_reduce", local.nbytes, dtype) as call:
         if deterministic and _floating(dtype) and op in ("sum", "avg", "prod"):
             result = call.result(_ordered(call, x, local, op, algorithm=algorithm, target=target))
         elif out is x:
@@ -309,7 +343,7 @@ def _gather_axes(x: DistTensor, axis: Axes) -> tuple[str, ...]:
     return names
 
 
-def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistTensor:
+def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True, transport: str = "mpi") -> DistTensor:
     """Gather the shards of x along `axis` (default: every axis x is sharded over).
 
     The result is x with those mesh axes removed from its layout: each rank holds the union of
@@ -329,8 +363,9 @@ def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistT
             raise
         agree_call(mesh.group(None)[1], "op.all_gather", _signature(x, repr(axis)), error=exc)
     axes, group = mesh.group(names)
+    error = _argument_error(check, lambda: _check_transport(mesh, transport, "op.all_gather"))
     if check:
-        agree_call(group, "op.all_gather", _signature(x, axes))
+        agree_call(group, "op.all_gather", _signature(x, axes, repr(transport)), error=error)
     layout = _without_axes(x.layout, {mesh.axes[a] for a in axes})
     placed = place(layout, mesh, x.global_shape)
     box = placed.box(mesh.coords)
@@ -338,7 +373,7 @@ def all_gather(x: DistTensor, *, axis: Axes = None, check: bool = True) -> DistT
     counts = [volume(b) for b in boxes]
     xp = mesh.runtime.backend.xp
     flat = xp.empty(sum(counts), dtype=x.dtype)
-    with group.call("all_gather", flat.nbytes, x.dtype) as call:
+    with _moves(mesh, names, group, transport).call("all_gather", flat.nbytes, x.dtype) as call:
         call.all_gather(xp.ascontiguousarray(x.local).reshape(-1), flat, counts=counts)
     return DistTensor(_unpacked(xp, flat, boxes, box), mesh=mesh, layout=layout, placed=placed, box=box,
                       patterned=False)
@@ -352,6 +387,7 @@ def reduce_scatter(
     dim: int = 0,
     deterministic: bool = False,
     check: bool = True,
+    transport: str = "mpi",
 ) -> DistTensor:
     """Reduce x over the groups of `axis` and leave each rank its shard of the result.
 
@@ -373,10 +409,11 @@ def reduce_scatter(
             raise LayoutError(f"op.reduce_scatter: {x.layout} is already sharded over {names}")
         _check_reduction(op, x.dtype, deterministic and op in ("sum", "avg") and _floating(x.dtype), "auto",
                          "op.reduce_scatter")
+        _check_transport(mesh, transport, "op.reduce_scatter")
 
     error = _argument_error(check, validate)
     if check:
-        agree_call(group, "op.reduce_scatter", _signature(x, repr(given), axes, deterministic),
+        agree_call(group, "op.reduce_scatter", _signature(x, repr(given), axes, deterministic, repr(transport)),
                    local=x.local_shape, error=error)
     op, dim = _reduce_op(op, "op.reduce_scatter"), _dim(dim, "op.reduce_scatter: dim", x)
     exact = deterministic and op in ("sum", "avg") and _floating(x.dtype)
@@ -389,7 +426,7 @@ def reduce_scatter(
     row = int(np.prod(front.shape[1:], dtype=np.int64))
     counts = [(b[dim][1] - b[dim][0]) * row for b in boxes]
     flat = front.reshape(-1)
-    with group.call("reduce_scatter", flat.nbytes, x.dtype) as call:
+    with _moves(mesh, names, group, transport).call("reduce_scatter", flat.nbytes, x.dtype) as call:
         part = call.result(_scattered(call, xp, flat, counts, [(b[dim][0] - x.box[dim][0]) * row for b in boxes],
                                       op, exact=exact))
     if op == "avg":
@@ -413,7 +450,8 @@ def _scattered(call: Call, xp: Any, flat: Any, counts: list[int], displs: list[i
     return det.reduce_scatter_exact(call, xp, blocks)[: counts[call.rank]]
 
 
-def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = True) -> DistTensor:
+def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = True,
+              transport: str = "mpi") -> DistTensor:
     """Return the local data of the group member `root` (its rank in the group) on every member.
 
     Collective over the mesh. For one axis, `root` is the coordinate along it.
@@ -421,19 +459,24 @@ def broadcast(x: DistTensor, *, root: int = 0, axis: Axes = None, check: bool = 
     x = _tensor(x, "op.broadcast")
     mesh = x.mesh
     axes, group = mesh.group(axis)
-    error = _argument_error(check, lambda: _index(root, "op.broadcast: root", group.size,
-                                                  f"a rank of a group of {group.size}"))
+
+    def validate() -> None:
+        _index(root, "op.broadcast: root", group.size, f"a rank of a group of {group.size}")
+        _check_transport(mesh, transport, "op.broadcast")
+
+    error = _argument_error(check, validate)
     if check:
-        agree_call(group, "op.broadcast", _signature(x, axes, repr(root)), local=x.local_shape, error=error)
+        agree_call(group, "op.broadcast", _signature(x, axes, repr(root), repr(transport)), local=x.local_shape,
+                   error=error)
     root = _index(root, "op.broadcast: root", group.size, f"a rank of a group of {group.size}")
     data = mesh.runtime.backend.xp.ascontiguousarray(x.local).copy()
-    with group.call("broadcast", data.nbytes, x.dtype) as call:
+    with _moves(mesh, axis, group, transport).call("broadcast", data.nbytes, x.dtype) as call:
         call.broadcast(data, root=root)
     return x.with_local(data)
 
 
 def all_to_all(
-    x: DistTensor, *, axis: str, split_dim: int, concat_dim: int, check: bool = True
+    x: DistTensor, *, axis: str, split_dim: int, concat_dim: int, check: bool = True, transport: str = "mpi"
 ) -> DistTensor:
     """Reshard x along one mesh axis: from split over `concat_dim` to split over `split_dim`.
 
@@ -456,14 +499,16 @@ def all_to_all(
         if x.placed.dim_axes[concat][-1:] != (a,):
             raise LayoutError(f"op.all_to_all: {x.layout} must split dimension {concat} over {axis!r} "
                               "(as its inner axis) to concatenate along it")
+        _check_transport(mesh, transport, "op.all_to_all")
 
     error = _argument_error(check, validate)
     if check:
-        agree_call(group, "op.all_to_all", _signature(x, a, repr(given)), error=error)
+        agree_call(group, "op.all_to_all", _signature(x, a, repr(given), repr(transport)), error=error)
     split_dim = _dim(split_dim, "op.all_to_all: split_dim", x)
     concat_dim = _dim(concat_dim, "op.all_to_all: concat_dim", x)
     layout = _with_axes(_without_axes(x.layout, {axis}), split_dim, [axis])
-    return _redistribute(x, group, layout, place(layout, mesh, x.global_shape), (a,))
+    return _redistribute(x, _moves(mesh, axis, group, transport), layout, place(layout, mesh, x.global_shape),
+                         (a,))
 
 
 def _redistribute(x: DistTensor, group: Group, layout: Layout, placed: Placed, axes: tuple[int, ...]) -> DistTensor:
@@ -493,23 +538,25 @@ def _peer_box(x: DistTensor, axis: int, coordinate: int) -> Box:
     return x.placed.box(coords)
 
 
-def send(x: DistTensor, *, axis: str, dest: int, tag: int = 0) -> None:
+def send(x: DistTensor, *, axis: str, dest: int, tag: int = 0, transport: str = "mpi") -> None:
     """Send this rank's block to the rank at coordinate `dest` along `axis` (blocking).
 
     Point-to-point: only this rank and `dest` take part; `dest` must call `recv` with a tensor
-    of the same layout.
+    of the same layout (and the same transport: over NCCL the tag is not used, messages of a
+    pair match in program order).
     """
     x = _tensor(x, "op.send")
     mesh = x.mesh
     a = _one_axis(mesh, axis, "op.send")
     to = _index(dest, "op.send: dest", mesh.shape[a], f"a coordinate along {axis!r}")
+    _check_transport(mesh, transport, "op.send")
     data = mesh.runtime.backend.xp.ascontiguousarray(x.local)
-    _, group = mesh.group(axis)
+    _, group = mesh.group(axis, transport=transport)
     with group.call("send", data.nbytes, x.dtype, participants=2) as call:
         call.send(data, dest=to, tag=tag)
 
 
-def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTensor:
+def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0, transport: str = "mpi") -> DistTensor:
     """Receive the block that the rank at coordinate `source` along `axis` sends with `send`.
 
     The result has `like`'s layout and holds the source's block (its box), whose shape the
@@ -519,15 +566,16 @@ def recv(like: DistTensor, *, axis: str, source: int, tag: int = 0) -> DistTenso
     mesh = like.mesh
     a = _one_axis(mesh, axis, "op.recv")
     src = _index(source, "op.recv: source", mesh.shape[a], f"a coordinate along {axis!r}")
+    _check_transport(mesh, transport, "op.recv")
     box = _peer_box(like, a, src)
     out = mesh.runtime.backend.xp.empty(_shape(box), dtype=like.dtype)
-    _, group = mesh.group(axis)
+    _, group = mesh.group(axis, transport=transport)
     with group.call("recv", out.nbytes, like.dtype, participants=2) as call:
         call.recv(out, source=src, tag=tag)
     return DistTensor(out, mesh=mesh, layout=like.layout, placed=like.placed, box=box, patterned=False)
 
 
-def shift(x: DistTensor, *, axis: str, offset: int = 1) -> DistTensor:
+def shift(x: DistTensor, *, axis: str, offset: int = 1, transport: str = "mpi") -> DistTensor:
     """Send this rank's block `offset` steps along `axis` (cyclically) and receive the block
     from `offset` steps back: a ring step, deadlock-free. Collective over the axis' groups."""
     x = _tensor(x, "op.shift")
@@ -535,13 +583,14 @@ def shift(x: DistTensor, *, axis: str, offset: int = 1) -> DistTensor:
     a = _one_axis(mesh, axis, "op.shift")
     if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
         raise TypeError(f"op.shift: offset={offset!r} must be an int")
+    _check_transport(mesh, transport, "op.shift")
     size, here = mesh.shape[a], mesh.coords[a]
     to, frm = (here + int(offset)) % size, (here - int(offset)) % size
     box = _peer_box(x, a, frm)
     xp = mesh.runtime.backend.xp
     out = xp.empty(_shape(box), dtype=x.dtype)
     data = xp.ascontiguousarray(x.local)
-    _, group = mesh.group(axis)
+    _, group = mesh.group(axis, transport=transport)
     with group.call("sendrecv", data.nbytes, x.dtype) as call:
         call.sendrecv(data, out, dest=to, source=frm)
     return DistTensor(out, mesh=mesh, layout=x.layout, placed=x.placed, box=box, patterned=False)

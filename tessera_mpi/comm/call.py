@@ -6,7 +6,9 @@
 What a call does, in order, and nothing else does it: the fault hooks (a planned drop, hang
 or delay strikes as the call starts); the tracker records the call (the roll call reports it);
 the profiling clock starts while a session is open; the data moves, each device buffer staged
-through host memory when the transport cannot take it; on every way out the tracker leaves the
+through host memory when the transport cannot take it; a call on a stream-ordered transport
+(NCCL) waits for its stream before it ends, unless it is timed, so that a hung kernel is caught
+while the tracker still names the call ("nccl all_reduce"); on every way out the tracker leaves the
 call; a transport error becomes what the transport says it means (DeviceLostError naming the
 lost ranks); on success the result meets the corruption hook and the session gets the record.
 The metadata agreement (`comm.check.agree_call`) is a call of its own on the same group.
@@ -178,13 +180,21 @@ class Call:
     it is kept small.
     """
 
-    __slots__ = ("group", "name", "size_bytes", "dtype", "participants", "inject", "timed", "seconds",
-                 "active", "_clock", "_entered", "_result", "_pending")
+    __slots__ = ("group", "name", "label", "size_bytes", "dtype", "participants", "inject", "timed", "seconds",
+                 "active", "_settle", "_clock", "_entered", "_result", "_pending")
 
     def __init__(self, group: Group, name: str, size_bytes: int | None = None, dtype: Any = None, *,
                  participants: int | None = None, inject: bool = True, timed: bool = False) -> None:
         self.group = group
         self.name = name
+        transport = group.transport
+        self.label = name if transport.name == "mpi" else f"{transport.label} {name}"
+        """What the tracker (and so a roll call and a hang report) says: the name, after the
+        transport's label where it is not MPI ("nccl all_reduce")."""
+        self._settle = transport.stream_ordered and not timed
+        """Wait for the stream before leaving: a stream-ordered call returns once its work is
+        queued, and a hung kernel would otherwise surface at a later synchronization, under
+        another call's name or none. Timed calls do not (their clock's end event waits once)."""
         self.size_bytes = size_bytes
         self.dtype = dtype
         self.participants = participants
@@ -215,7 +225,7 @@ class Call:
         if tracked:
             # The tracker's two fields, written here and nowhere else (see runtime/tracker.py).
             tracker.calls += 1
-            tracker.current = self.name
+            tracker.current = self.label
             if profiling.sessions and self.size_bytes is not None:
                 self._clock = self.group.staging.backend.clock()
                 self._clock.start()
@@ -225,6 +235,13 @@ class Call:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> bool:
+        if value is None and self._settle:
+            try:
+                self.group.transport.synchronize()
+            except BaseException as exc:
+                # What the failure means (raised by the call below), or the failure itself.
+                self.__exit__(type(exc), exc, None)
+                raise
         self.active = False
         if self.timed:
             self.seconds += MPI.Wtime() - self._entered

@@ -36,7 +36,7 @@ from mpi4py import MPI
 from ..errors import ConfigError, DeviceLostError
 from ..runtime import context
 from ..runtime.backend import ArrayBackend
-from .transport import ReduceOp, Transport
+from .transport import ReduceOp, Transport, mpi_lost
 
 TRANSPORTS = ("mpi", "nccl", "both")
 """What `--transport` accepts; "both" runs each measurement on MPI and on NCCL, interleaved."""
@@ -59,6 +59,8 @@ class Device:
     """Wait for the current stream (only `wait_all` needs it: a window's clock covers delivery)."""
     copy: Callable[[Any, Any], None]
     """`copy(dst, src)` on the current stream, for the in-place conventions NCCL lacks."""
+    empty: Callable[[int, Any], Any] = np.empty
+    """`empty(count, dtype)`: a device array, for the padding of an uneven reduce-scatter."""
 
 
 def _copy(dst: Any, src: Any) -> None:
@@ -68,7 +70,7 @@ def _copy(dst: Any, src: Any) -> None:
 def cupy_device(cupy: Any) -> Device:
     """The Device of CuPy's current stream."""
     return Device(pointer=lambda a: int(a.data.ptr), stream=lambda: int(cupy.cuda.get_current_stream().ptr),
-                  synchronize=lambda: cupy.cuda.get_current_stream().synchronize(), copy=_copy)
+                  synchronize=lambda: cupy.cuda.get_current_stream().synchronize(), copy=_copy, empty=cupy.empty)
 
 
 def host_device(backend: ArrayBackend) -> Device:
@@ -112,6 +114,11 @@ class NcclTransport(Transport):
         self._pending: list[tuple[str, Any, int]] | None = None
 
     @property
+    def live(self) -> bool:
+        """Whether this transport holds an NCCL communicator now (made, not yet destroyed)."""
+        return self._communicator is not None
+
+    @property
     def label(self) -> str:
         """What reports call this transport: "nccl", or "nccl (emulated)"."""
         return "nccl (emulated)" if self.emulated else "nccl"
@@ -135,10 +142,18 @@ class NcclTransport(Transport):
     # Helpers: pointers, counts and NCCL's constants.
 
     def _dtype(self, a: Any) -> int:
-        return getattr(self.nccl, _DTYPES[np.dtype(a.dtype).name])
+        name = np.dtype(a.dtype).name
+        if name not in _DTYPES:
+            raise TypeError(f"NCCL has no type for {name} (it has {', '.join(_DTYPES)}); reduce it over MPI")
+        return getattr(self.nccl, _DTYPES[name])
 
     def _op(self, op: ReduceOp) -> int:
         return getattr(self.nccl, _OPS[op])
+
+    def native(self, a: Any) -> bool:
+        """Whether NCCL has a type for `a`'s dtype (not uint16, in which the 16-bit floats of
+        the deterministic sum travel: those move as their bytes)."""
+        return np.dtype(a.dtype).name in _DTYPES
 
     def _at(self, a: Any, elements: int = 0) -> int:
         return self.device.pointer(a) + elements * a.itemsize
@@ -162,6 +177,10 @@ class NcclTransport(Transport):
                                       self._op(op), self.device.stream())
 
     def all_gather(self, send: Any, recv: Any, *, counts: Sequence[int] | None = None) -> None:
+        if not self.native(recv):
+            k = recv.itemsize
+            self.all_gather(_bytes(send), _bytes(recv), counts=None if counts is None else [c * k for c in counts])
+            return
         p, me = self.comm.size, self.comm.rank
         if counts is None:
             count = recv.size // p
@@ -180,8 +199,9 @@ class NcclTransport(Transport):
     def reduce_scatter(self, send: Any, recv: Any, *, op: ReduceOp = "sum",
                        counts: Sequence[int] | None = None) -> None:
         p, me = self.comm.size, self.comm.rank
-        if counts is not None:
-            raise NotImplementedError("NCCL has no reduce-scatter-v; the call path sends uneven ones over MPI")
+        if counts is not None and len({int(c) for c in counts}) > 1:
+            self._reduce_scatter_v(recv if send is None else send, recv, op, [int(c) for c in counts])
+            return
         count = recv.size // p if send is None else recv.size
         if send is not None:
             self.communicator().reduceScatter(self._at(send), self._at(recv), count, self._dtype(recv),
@@ -193,12 +213,35 @@ class NcclTransport(Transport):
         if me:
             self.device.copy(recv[:count], recv[me * count:(me + 1) * count])
 
+    def _reduce_scatter_v(self, source: Any, recv: Any, op: ReduceOp, counts: list[int]) -> None:
+        """NCCL has no reduce-scatter-v: pad every block to the largest, reduce-scatter the
+        padded rows, keep this rank's count (one extra copy of the buffer, on the stream)."""
+        p, me, width = self.comm.size, self.comm.rank, max(counts)
+        padded, part = self.device.empty(p * width, recv.dtype), self.device.empty(width, recv.dtype)
+        start = 0
+        for peer, count in enumerate(counts):
+            self.device.copy(padded[peer * width:peer * width + count], source[start:start + count])
+            self.device.copy(padded[peer * width + count:(peer + 1) * width], 0)
+            start += count
+        self.communicator().reduceScatter(self._at(padded), self._at(part), width, self._dtype(recv),
+                                          self._op(op), self.device.stream())
+        self.device.copy(recv[:counts[me]], part[:counts[me]])
+
     def broadcast(self, buffer: Any, *, root: int) -> None:
+        if not self.native(buffer):
+            self.broadcast(_bytes(buffer), root=root)
+            return
         self.communicator().broadcast(self._at(buffer), self._at(buffer), buffer.size, self._dtype(buffer), root,
                                       self.device.stream())
 
     def all_to_all(self, send: Any, recv: Any, *, send_counts: Sequence[int] | None = None,
                    recv_counts: Sequence[int] | None = None) -> None:
+        if not self.native(recv):
+            k = recv.itemsize
+            self.all_to_all(_bytes(send), _bytes(recv),
+                            send_counts=None if send_counts is None else [c * k for c in send_counts],
+                            recv_counts=None if recv_counts is None else [c * k for c in recv_counts])
+            return
         p = self.comm.size
         if send is None:
             # NCCL's grouped sends read while receives write: send from a copy.
@@ -210,14 +253,18 @@ class NcclTransport(Transport):
                                                          ("recv", recv, int(ro[peer]), rc[peer], peer))])
 
     def send(self, buffer: Any, *, dest: int, tag: int = 0) -> None:
+        buffer = buffer if self.native(buffer) else _bytes(buffer)
         self.communicator().send(self._at(buffer), buffer.size, self._dtype(buffer), dest, self.device.stream())
 
     def recv(self, buffer: Any, *, source: int, tag: int = 0) -> None:
+        buffer = buffer if self.native(buffer) else _bytes(buffer)
         self.communicator().recv(self._at(buffer), buffer.size, self._dtype(buffer), source, self.device.stream())
 
     def sendrecv(self, send: Any, recv: Any, *, dest: int, source: int, tag: int = 0) -> None:
         if send is None:
             send = recv.copy()
+        if not self.native(recv):
+            send, recv = _bytes(send), _bytes(recv)
         self._grouped([("send", send, 0, send.size, dest), ("recv", recv, 0, recv.size, source)])
 
     def start_send(self, buffer: Any, *, dest: int, tag: int = 0) -> Any:
@@ -228,6 +275,7 @@ class NcclTransport(Transport):
         return self._start("recv", buffer, source)
 
     def _start(self, kind: str, buffer: Any, peer: int) -> tuple[str, Any, int]:
+        buffer = buffer if self.native(buffer) else _bytes(buffer)
         if self._pending is None:
             self._pending = []
         request = (kind, buffer, peer)
@@ -239,6 +287,9 @@ class NcclTransport(Transport):
         point-to-point window's clock covers delivery, as MPI's Waitall does."""
         pending, self._pending = self._pending or [], None
         self._grouped([(kind, a, 0, a.size, peer) for kind, a, peer in pending])
+        self.device.synchronize()
+
+    def synchronize(self) -> None:
         self.device.synchronize()
 
     def bind(self, collective: str, send: Any, recv: Any, **kwargs: Any) -> Callable[[], None]:
@@ -271,7 +322,8 @@ class NcclTransport(Transport):
         communicator (a later call makes a new one) and raise DeviceLostError naming NCCL and the
         call; which ranks failed is the roll call's and MPI's to learn."""
         if not isinstance(exc, self.nccl.NcclError):
-            return exc
+            # The emulation's MPI underneath failed: what MPI's failure means, as over MPI.
+            return mpi_lost(self.comm, exc, f"{what} over {self.label}", where) if self.emulated else exc
         found = ""
         communicator, self._communicator = self._communicator, None
         if communicator is not None:
@@ -285,6 +337,11 @@ class NcclTransport(Transport):
                 pass
             _live.discard(self)
         return DeviceLostError(f"{what} failed over {self.label}: {exc}{found}", ())
+
+
+def _bytes(a: Any) -> Any:
+    """`a` (contiguous) as its bytes, for a move of a dtype NCCL has no type for (None stays None)."""
+    return None if a is None else a.reshape(-1).view(np.uint8)
 
 
 # The emulation: CuPy's NCCL interface, MPI underneath.

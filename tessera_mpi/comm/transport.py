@@ -71,6 +71,11 @@ class Transport(ABC):
     def rank(self) -> int:
         return self.comm.rank
 
+    def synchronize(self) -> None:
+        """Wait until this rank's calls queued so far have completed (local). A host transport's
+        calls complete as they return: nothing to wait for. A stream-ordered one waits for its
+        stream, so that the call path can keep a call open until its work is done."""
+
     @abstractmethod
     def all_reduce(self, send: Any, recv: Any, *, op: ReduceOp = "sum") -> None: ...
 
@@ -288,15 +293,22 @@ class MpiTransport(Transport):
     def lost(self, exc: BaseException, what: str, where: Callable[[int], str] | None) -> BaseException:
         """With real fault tolerance and a failure-class error, revoke the communicator (so
         every member leaves it) and name the failed ranks in a DeviceLostError."""
-        rt = context.current()
-        if rt is None or not rt.ft.real or not isinstance(exc, MPI.Exception) \
-                or exc.Get_error_class() not in FAILURE_CLASSES:
-            return exc
-        try:
-            self.comm.Revoke()
-        except MPI.Exception:
-            pass
-        failed = learn_failed(self.comm, rt.world)
-        names = "; ".join(rt.describe(r) + (f" at {where(r)}" if where else "") for r in failed)
-        return DeviceLostError(f"{what} failed: ranks lost ({names or 'not known on this rank'}); "
-                               f"MPI said: {exc.Get_error_string()}", failed)
+        return mpi_lost(self.comm, exc, what, where)
+
+
+def mpi_lost(comm: MPI.Intracomm, exc: BaseException, what: str,
+             where: Callable[[int], str] | None) -> BaseException:
+    """`MpiTransport.lost` on `comm` (also what the emulated NCCL, MPI underneath, does with an
+    MPI error)."""
+    rt = context.current()
+    if rt is None or not rt.ft.real or not isinstance(exc, MPI.Exception) \
+            or exc.Get_error_class() not in FAILURE_CLASSES:
+        return exc
+    try:
+        comm.Revoke()
+    except MPI.Exception:
+        pass
+    failed = learn_failed(comm, rt.world)
+    names = "; ".join(rt.describe(r) + (f" at {where(r)}" if where else "") for r in failed)
+    return DeviceLostError(f"{what} failed: ranks lost ({names or 'not known on this rank'}); "
+                           f"MPI said: {exc.Get_error_string()}", failed)

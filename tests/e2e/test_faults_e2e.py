@@ -53,6 +53,7 @@ def test_faults_check_at_8_ranks_simulated(tmp_path):
     assert list(run.checks) == ["mesh", "faults"] and run.checks["mesh"].status == "passed"
     check, rows = _faults_check(run)
     assert check.status == "passed" and check.attrs["mode"] == "simulated"
+    assert check.attrs["nccl_after_recovery"].startswith("not exercised: NCCL is unavailable: the numpy backend")
     assert {"hang", "delay", "corruption-verify", "corruption-sweep", "drop-one (guide 3.5)", "drop-two",
             "drop-rank-0"} <= set(rows)
     assert all(r["detected"] and r["verified"] for r in rows.values())
@@ -102,7 +103,9 @@ def test_hang_at_72_ranks_with_ulfm():
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_faults_check_at_small_world_sizes_runs_or_skips_with_a_reason(n, tmp_path):
     out = tmp_path / f"small{n}.h5"
-    done = mpirun(n, "-m", "tessera_mpi.suite", "--tests", "faults", "--quick", "--out", str(out), timeout=180)
+    # At 3 ranks on the emulated backend, so that the recovery rebuilds an (emulated) NCCL communicator.
+    done = mpirun(n, "-m", "tessera_mpi.suite", "--tests", "faults", "--quick", "--out", str(out), timeout=180,
+                  env={"TESSERA_BACKEND": "emulated"} if n == 3 else None)
     assert done.returncode == 0, done.stdout + done.stderr
     check = read_results(out).checks["faults"]
     if n == 1:
@@ -112,3 +115,8 @@ def test_faults_check_at_small_world_sizes_runs_or_skips_with_a_reason(n, tmp_pa
     skipped = [str(s) for s in check.attrs["skipped_scenarios"]]
     assert all("(needs " in s for s in skipped) and f"skipped for too few ranks: {skipped[0]}" in check.headline
     assert ("corruption-verify (needs 3 ranks" in skipped[0]) == (n == 2)
+    if n == 3:
+        assert check.attrs["nccl_rebuilt"] and "; NCCL communicators rebuilt from the shrunk MPI group" in check.headline
+        assert check.attrs["nccl_after_recovery"] == (
+            "NCCL communicators are rebuilt from the shrunk MPI group: the one over 3 ranks was aborted, a new one "
+            "over 2 ranks all-reduced ones to 2 (expected 2); 2/2 ranks observed it")

@@ -4,6 +4,7 @@ synchronization per timed iteration. Then the emulation over MPI on one rank."""
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,14 @@ import pytest
 from mpi4py import MPI
 
 from tessera_mpi.comm import nccl as nccl_mod
+from tessera_mpi.comm.call import Group
 from tessera_mpi.comm.nccl import Device, EmulatedNccl, NcclTransport, host_device, unavailable
 from tessera_mpi.errors import ConfigError, DeviceLostError
 from tessera_mpi.fabric.timing import time_loop
+from tessera_mpi.runtime import context
 from tessera_mpi.runtime.backend import EmulatedDeviceBackend, EventClock, NumpyBackend
+from tessera_mpi.runtime.tracker import tracker
+from tessera_mpi.runtime.transfer import Staging
 
 STREAM = 0xABC
 
@@ -52,7 +57,7 @@ class FakeNccl:
 
     NcclError = FakeError
     NCCL_SUM, NCCL_MAX = 100, 102
-    NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32 = 7, 8, 2
+    NCCL_FLOAT32, NCCL_FLOAT64, NCCL_INT32, NCCL_UINT8 = 7, 8, 2, 1
 
     def __init__(self, *, fail: str = "") -> None:
         self.log: list = []
@@ -87,6 +92,9 @@ def make(rank: int = 1, size: int = 4, *, fail: str = "") -> tuple[NcclTransport
 
     def synchronize() -> None:
         counted.syncs += 1
+        fake.log.append(("synchronize",))
+        if fail == "synchronize":
+            raise FakeError("synchronize: an NCCL kernel failed")
 
     device = Device(pointer=lambda a: int(a.ctypes.data), stream=stream, synchronize=synchronize,
                     copy=lambda dst, src: dst.__setitem__(Ellipsis, src))
@@ -164,7 +172,7 @@ def test_started_sends_and_receives_go_out_as_one_group_at_wait_all():
     requests = [transport.start_recv(a, source=1), transport.start_send(b, dest=1)]
     assert "groupStart" not in names(fake.log)
     transport.wait_all(requests)
-    assert names(fake.log)[-4:] == ["groupStart", "recv", "send", "groupEnd"]
+    assert names(fake.log)[-5:] == ["groupStart", "recv", "send", "groupEnd", "synchronize"]
     assert counted.syncs == 1  # a window's clock covers delivery
 
 
@@ -263,3 +271,79 @@ def test_a_bound_call_keeps_its_buffers_alive():
     assert alive() is not None  # NCCL holds the address only: a freed buffer would be reused
     run()
     assert names(fake.log)[-1] == "allReduce"
+
+
+def test_an_uneven_reduce_scatter_pads_every_block_to_the_largest():
+    transport, fake, _ = make(rank=1, size=3)
+    send = np.arange(9, dtype=np.float32)  # blocks of 2, 4 and 3 elements
+    recv = np.full(4, -1, np.float32)
+    transport.reduce_scatter(send, recv, counts=[2, 4, 3])
+    call = fake.log[-1]
+    assert call[0] == "reduceScatter" and call[3:] == (4, 7, 100, STREAM)  # 3 rows of the largest, 4
+    assert call[1] != send.ctypes.data  # from the padded copy, not the caller's buffer
+    padded = np.frombuffer((ctypes.c_float * 12).from_address(call[1]), dtype=np.float32)
+    assert padded.tolist() == [0, 1, 0, 0, 2, 3, 4, 5, 6, 7, 8, 0]
+    fake.log.clear()
+    transport.reduce_scatter(send[:6], recv[:2], counts=[2, 2, 2])  # even: NCCL's own, no copy
+    assert fake.log[-1][:2] == ("reduceScatter", send.ctypes.data)
+
+
+def test_16_bit_patterns_move_as_bytes_and_cannot_be_reduced():
+    transport, fake, _ = make(rank=0, size=2)
+    bits = np.arange(8, dtype=np.uint16)
+    gathered = np.zeros(16, np.uint16)
+    transport.all_gather(bits, gathered)
+    assert fake.log[-1] == ("allGather", bits.ctypes.data, gathered.ctypes.data, 16, 1, STREAM)  # 16 bytes
+    fake.log.clear()
+    transport.all_to_all(np.zeros(6, np.uint16), np.zeros(6, np.uint16), send_counts=[1, 5], recv_counts=[3, 3])
+    assert [(e[0], e[2]) for e in fake.log if e[0] in ("send", "recv")] == [
+        ("send", 2), ("recv", 6), ("send", 10), ("recv", 6)]
+    with pytest.raises(TypeError, match="NCCL has no type for uint16"):
+        transport.all_reduce(None, bits)
+
+
+def nccl_group(transport: NcclTransport) -> Group:
+    backend = EmulatedDeviceBackend()
+    return Group(comm=transport.comm, transport=transport,  # type: ignore[arg-type]
+                 staging=Staging(backend, direct=True, stream_ordered=True, export=False), members=(0, 1))
+
+
+def test_a_call_on_nccl_names_the_transport_and_waits_for_the_stream_before_it_ends():
+    transport, fake, counted = make(rank=0, size=2)
+    group = nccl_group(transport)
+    x = np.ones(4, np.float32)
+    with group.call("all_reduce", x.nbytes, x.dtype) as call:
+        call.all_reduce(None, x)
+        # What a roll call reports while the call is open: "in nccl all_reduce #N".
+        assert tracker.current == "nccl all_reduce" and counted.syncs == 0
+    assert counted.syncs == 1 and names(fake.log)[-2:] == ["allReduce", "synchronize"]
+    assert tracker.current == ""
+    # A timed (bound) call does not wait: its clock's end event does, once per loop.
+    run, _ = group.bind("all_reduce", "all_reduce", None, x)
+    for _ in range(5):
+        run()
+    assert counted.syncs == 1 and names(fake.log).count("allReduce") == 6
+
+
+def test_a_failure_found_when_the_call_waits_for_its_stream_is_a_lost_device():
+    transport, fake, _ = make(rank=0, size=2, fail="synchronize")
+    group = nccl_group(transport)
+    x = np.ones(4, np.float32)
+    with pytest.raises(DeviceLostError, match="all_reduce failed over nccl: synchronize: an NCCL kernel failed"):
+        with group.call("all_reduce", x.nbytes, x.dtype) as call:
+            call.all_reduce(None, x)
+    assert tracker.current == "" and names(fake.log)[-1] == "abort" and not transport.live
+
+
+def test_a_rebuild_aborts_every_live_communicator_and_the_next_call_bootstraps_a_new_one():
+    transport, fake, _ = make(rank=0, size=2)
+    x = np.ones(2, np.float32)
+    transport.all_reduce(None, x)
+    assert transport.live
+    # The listener comm/nccl.py registers with the runtime: what a rebuild after a loss calls.
+    listeners = [f for f in context._registry.listeners if f.__module__ == nccl_mod.__name__]
+    assert len(listeners) == 1
+    listeners[0](None, None)
+    assert names(fake.log)[-1] == "abort" and not transport.live
+    transport.all_reduce(None, x)
+    assert names(fake.log)[-4:] == ["get_unique_id", "mpi.bcast", "NcclCommunicator", "allReduce"]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ... import dist, fault, op, runtime
+from ...comm import nccl
 from ...errors import CorruptionError
 from ...results import read_results, table
 from ...runtime.watchdog import ROLL_CALL_GRACE_S
@@ -206,13 +207,40 @@ def _guide_victim(n: int) -> int:
     return 5 if n > 5 else n - 1
 
 
-def _guide_example() -> Outcome:
+def _nccl_unavailable() -> str:
+    """Why NCCL cannot run on some rank ("" where it runs on every rank); agreed over the world."""
+    rt = runtime.current()
+    return next((reason for reason in rt.control.allgather(nccl.unavailable(rt.backend)) if reason), "")
+
+
+def _nccl_rebuilt(rebuilt: dist.Mesh, before: Any, before_size: int, expected: int) -> tuple[bool, str]:
+    """After recovery, the NCCL communicator `before` (of the mesh before the loss, over
+    `before_size` ranks) must have been aborted, and the rebuilt mesh's NCCL group must make a
+    new one from the shrunk MPI group that all-reduces ones to `expected` (on members)."""
+    if not rebuilt.is_member:
+        return True, f"not a member of the rebuilt {rebuilt}"
+    total = op.all_reduce(dist.tensor([1.0], mesh=rebuilt), op="sum", transport="nccl").numpy()[0]
+    after = rebuilt.group(None, transport="nccl")[1].transport
+    ok = not before.live and after is not before and after.live and after.size == rebuilt.size and total == expected
+    verdict = "are rebuilt" if ok else "were NOT rebuilt as they must be"
+    return ok, (f"NCCL communicators {verdict} from the shrunk MPI group: the one over {before_size} ranks "
+                f"{'was aborted' if not before.live else 'is STILL LIVE'}, a new one over {after.size} ranks "
+                f"all-reduced ones to {total:g} (expected {expected})")
+
+
+def _guide_example(ctx: CheckContext) -> Outcome:
     n = runtime.current().size
     victim = _guide_victim(n)
+    why = _nccl_unavailable()
+    ctx.attrs["nccl_after_recovery"] = f"not exercised: NCCL is unavailable: {why}" if why else ""
 
     def build() -> tuple[dist.Mesh, Work, Verify]:
         mesh = dist.Mesh(axes=["dp"], devices=range(n))
         X = dist.tensor((1024,), mesh=mesh)
+        # Where NCCL runs, a live NCCL communicator for the recovery to replace.
+        before = None if why else mesh.group(None, transport="nccl")[1].transport
+        if before is not None:
+            op.all_reduce(X, op="sum", transport="nccl")
 
         def work() -> None:
             # The guide's section 3.5 block; the injection is opened around it by _drop.
@@ -225,8 +253,14 @@ def _guide_example() -> Outcome:
             survivors = op.all_reduce(X, op="sum", deterministic=True).numpy()
             same = bool(np.array_equal(survivors, X.numpy() * np.float32(rebuilt.size)))
             ok, detail = _ones(rebuilt, n - 1)
-            return ok and same, (f"{detail}; the follow-up all-reduce of X "
-                                 f"{'equals' if same else 'DIFFERS from'} the survivors' sum")
+            detail += f"; the follow-up all-reduce of X {'equals' if same else 'DIFFERS from'} the survivors' sum"
+            if before is not None:
+                rebuilt_ok, text = _nccl_rebuilt(rebuilt, before, n, n - 1)
+                agreed = _observations(rebuilt_ok, 0.0)
+                ctx.attrs["nccl_after_recovery"] = f"{text}; {agreed[1]} ranks observed it"
+                ctx.attrs["nccl_rebuilt"] = agreed[0]
+                ok, detail = ok and agreed[0], f"{detail}; {text}"
+            return ok and same, detail
 
         return mesh, work, verify
 
@@ -312,7 +346,7 @@ def _sweep(ctx: CheckContext) -> Outcome:
 
 
 DROPS: tuple[tuple[int, str, Callable[[CheckContext], Outcome]], ...] = (
-    (3, "drop-one (guide 3.5)", lambda ctx: _guide_example()),
+    (3, "drop-one (guide 3.5)", _guide_example),
     (4, "drop-two", lambda ctx: _one_axis("drop-two", (1, runtime.current().size - 2))),
     (3, "drop-rank-0", _rank0),
     (4, "drop-replica", lambda ctx: _multi_axis("drop-replica", spares=0)),
@@ -357,6 +391,8 @@ def check_faults(ctx: CheckContext) -> None:
     worst = max((o.detection_ms + o.recovery_ms for o in drops), default=0.0)
     ctx.headline = (f"{rt.ft.mode} faults: {sum(o.detected and o.verified for o in outcomes)}/{len(outcomes)} "
                     f"scenarios detected and recovered; {start_size} -> {rt.size} ranks; slowest loss to rebuilt "
-                    f"mesh {worst:.0f} ms" + (f"; skipped for too few ranks: {', '.join(skipped)}" if skipped else ""))
+                    f"mesh {worst:.0f} ms" + ("; NCCL communicators rebuilt from the shrunk MPI group"
+                                              if ctx.attrs.get("nccl_rebuilt") is True else "")
+                    + (f"; skipped for too few ranks: {', '.join(skipped)}" if skipped else ""))
     ctx.attrs["skipped_scenarios"] = skipped
 
