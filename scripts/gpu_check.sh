@@ -154,6 +154,22 @@ PY
   else note FAIL "NCCL beside MPI: $(tail -2 "$out/nccl-vs-mpi.txt" | tr '\n' ' ') (nccl-vs-mpi.txt)"; fi
 fi
 
+echo "== op.*(transport='nccl'): the guide's collectives and the correctly rounded sum give MPI's bits"
+# A 2 x (ranks/2) mesh of tp and dp groups of at least 2: 4 ranks or more, even; one per GPU.
+op_ranks=$nccl_ranks
+[ "$mode" = cupy ] || op_ranks=4
+if [ "$op_ranks" -ge 4 ] && [ $(( op_ranks % 2 )) -eq 0 ]; then
+  TESSERA_BACKEND=$mode timeout "$step_s" "$mpirun" --oversubscribe -n "$op_ranks" -x TESSERA_BACKEND \
+    -x TESSERA_EMULATED_DEVICES -x PYTHONPATH "$py" "$here/tests/e2e/scripts/nccl_op.py" same \
+    > "$out/logs/nccl-op.log" 2>&1
+  same=$(grep -ac '^rank [0-9]*: SAME ' "$out/logs/nccl-op.log")
+  if [ "$same" -eq "$op_ranks" ]
+  then note PASS "op.*(transport='nccl')$([ "$mode" = emulated ] && echo " (emulated)"): every collective and every correctly rounded sum bit-identical to MPI's on $same ranks: $(grep -a '^rank 0:' "$out/logs/nccl-op.log" | cut -c1-80)"
+  else note FAIL "op.*(transport='nccl'): $same of $op_ranks ranks got MPI's bits: $(grep -a -m2 'DIFFERENT\|Error' "$out/logs/nccl-op.log" | tr '\n' ' ' | cut -c1-300) (logs/nccl-op.log)"; fi
+else
+  note UNJUDGED "op.*(transport='nccl') needs an even number of GPUs, at least 4 (one rank each); this machine has $gpus"
+fi
+
 result=$([ $status -eq 0 ] && echo PASSED || echo FAILED)
 echo "gpu_check: $result ($mode mode, $ranks ranks on $gpus GPU(s)); results $out/gpu-check.h5, verdict $verdict" \
   | tee -a "$verdict"

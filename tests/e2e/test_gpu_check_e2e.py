@@ -44,6 +44,8 @@ def test_the_gpu_check_runs_end_to_end_on_emulated_device_memory(tmp_path: Path)
     assert "PASS     determinism: all " in verdict and "digests in common are equal to a NumPy run" in verdict
     assert "PASS     mesh and sharding beside the background load" in verdict
     assert "buffers staged" in verdict
+    assert "PASS     op.*(transport='nccl') (emulated): every collective and every correctly rounded sum " \
+           "bit-identical to MPI's on 4 ranks: rank 0: SAME" in verdict, verdict
     environment = (tmp_path / "environment.txt").read_text()
     assert "MPI CUDA support" in environment and "backend (emulated)" in environment
     with h5py.File(tmp_path / "gpu-check.h5") as f:

@@ -1,4 +1,5 @@
-"""The guide's collectives with transport="nccl" on the emulated backend, for test_nccl_e2e.py.
+"""The guide's collectives with transport="nccl", for test_nccl_e2e.py (emulated backend) and
+scripts/gpu_check.sh (CuPy and real NCCL, one rank per GPU).
 
     python nccl_op.py MODE
 
@@ -81,7 +82,8 @@ for dtype in supported():
                          f"{'mpi' if got['nccl'].tobytes() != got['mpi'].tobytes() else 'the reference'}")
 
 groups = [g for g in (mesh.group("dp", transport="nccl")[1], flat.group(None, transport="nccl")[1])]
-went = all(g.transport.label == "nccl (emulated)" and g.transport._communicator is not None for g in groups)
+# "nccl (emulated)" here, "nccl" where scripts/gpu_check.sh runs this on GPUs.
+went = all(g.transport.label.startswith("nccl") and g.transport._communicator is not None for g in groups)
 if not went:
     wrong.append("the NCCL groups made no NCCL communicator: the data did not go over NCCL")
 
