@@ -3,7 +3,7 @@ suite's start and at its end, judged from the first snapshot to now (hardware/ru
 
 from __future__ import annotations
 
-from ...hardware.rules import Limits, judge
+from ...hardware.rules import Limits, expected_links, judge, links_up
 from ...hardware.telemetry import telemetry
 from ...util.text import rank_ranges
 from ..context import CheckContext
@@ -21,12 +21,15 @@ def gpu_line(ctx: CheckContext, rank: int) -> str:
 
 
 def _health(ctx: CheckContext) -> None:
-    """Collective: every rank says whether it reads its GPU (the call where planted faults
-    strike), then judges its own GPU from the suite's first snapshot to now."""
+    """Collective: every rank says whether it reads its GPU, its product and the links it had up
+    at the suite's start (the call where planted faults strike), then judges its own GPU from the
+    suite's first snapshot to now, against the links its product (or its twins) should have up."""
     tel = telemetry()
     _, group = ctx.mesh.group(None)
-    with group.call("health: who reads a GPU"):
-        everyone = group.comm.allgather(tel.reason if not tel.available else "")
+    mine = (tel.reason if not tel.available else "", tel.identity.product, links_up(tel.baseline))
+    with group.call("health: who reads a GPU, its product and links"):
+        gathered = group.comm.allgather(mine)
+    everyone = [reason for reason, _, _ in gathered]
     if all(everyone):
         reasons = sorted(set(everyone))
         ctx.skip(reasons[0] if len(reasons) == 1 else "; ".join(reasons))
@@ -40,8 +43,11 @@ def _health(ctx: CheckContext) -> None:
     for problem in now.problems:
         ctx.fail(f"{gpu_line(ctx, me)}: reading the GPU: {problem}")
     limits = Limits(max_uncorrectable=ctx.options.max_uncorrectable,
-                    max_link_error_rate=ctx.options.max_link_error_rate)
-    problems = judge(tel.baseline, now, limits=limits, throttled=tuple(tel.throttled))
+                    max_link_error_rate=ctx.options.max_link_error_rate,
+                    max_link_replay_rate=ctx.options.max_link_replay_rate)
+    # Twins are compared by what they had up at the start: a link lost later is judged as lost.
+    expected = expected_links(group.comm.rank, [p for _, p, _ in gathered], [up for _, _, up in gathered])
+    problems = judge(tel.baseline, now, limits=limits, throttled=tuple(tel.throttled), expected=expected)
     if problems:
         # One finding per GPU, naming it once: the part to pull, then everything wrong with it.
         ctx.fail(f"{gpu_line(ctx, me)}: {'; '.join(p.text for p in problems)}",
@@ -49,7 +55,9 @@ def _health(ctx: CheckContext) -> None:
     read = group.comm.allreduce(len(now.values))
     missing = sorted(set(now.unsupported))
     ctx.attrs.update(source=tel.source, counters_read=read, unsupported=", ".join(missing) or "none",
-                     seconds_since_start=now.taken_at - tel.baseline.taken_at)
+                     seconds_since_start=now.taken_at - tel.baseline.taken_at,
+                     expected_links=f"{len(expected.links)}: {expected.source}" if expected else
+                     "none: no product table entry and no other GPU of this product to compare with")
     unread = [r for r, reason in enumerate(everyone) if reason]
     note = f"; ranks {rank_ranges(unread)} read none" if unread else ""
     ctx.headline = (f"{read} counters read on {everyone.count('')} GPUs ({tel.source}), judged from the suite's "
