@@ -57,8 +57,10 @@ def from_peers(me: int, products: Sequence[str], up: Sequence[frozenset[int] | N
         for link in links:
             counts[link] = counts.get(link, 0) + 1
     links = frozenset(link for link, n in counts.items() if 2 * n >= len(twins))
-    return ExpectedLinks(links, f"up at the suite's start on at least half of the job's {len(twins)} other "
-                                f"{products[me] or 'unnamed'} GPUs")
+    name = products[me] or "unnamed"
+    twins_are = (f"the job's other {name} GPU" if len(twins) == 1
+                 else f"at least half of the job's {len(twins)} other {name} GPUs")
+    return ExpectedLinks(links, f"up at the suite's start on {twins_are}")
 
 
 def expected_links(me: int, products: Sequence[str], up: Sequence[frozenset[int] | None]) -> ExpectedLinks | None:

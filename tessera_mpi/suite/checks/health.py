@@ -3,6 +3,7 @@ suite's start and at its end, judged from the first snapshot to now (hardware/ru
 
 from __future__ import annotations
 
+from ...fabric.expectations import expectation
 from ...hardware.rules import Limits, expected_links, judge, links_up
 from ...hardware.telemetry import telemetry
 from ...util.text import rank_ranges
@@ -58,6 +59,10 @@ def _health(ctx: CheckContext) -> None:
                      seconds_since_start=now.taken_at - tel.baseline.taken_at,
                      expected_links=f"{len(expected.links)}: {expected.source}" if expected else
                      "none: no product table entry and no other GPU of this product to compare with")
+    # What the fabric checks will expect of these GPUs, and from where: the hardware's own view.
+    expect, unexpected = expectation(ctx.mesh.placements, given_gbps=ctx.options.expect_busbw)
+    ctx.attrs.update(expected_busbw_GBps=expect.busbw_gbps if expect else 0.0,
+                     expectation_source=expect.source if expect else f"none: {unexpected}")
     unread = [r for r, reason in enumerate(everyone) if reason]
     note = f"; ranks {rank_ranges(unread)} read none" if unread else ""
     ctx.headline = (f"{read} counters read on {everyone.count('')} GPUs ({tel.source}), judged from the suite's "
