@@ -42,14 +42,19 @@ def from_product(product: str) -> ExpectedLinks | None:
     return ExpectedLinks(frozenset(range(known.links)), f"the {product} has {known.links} NVLinks ({known.datasheet})")
 
 
-def from_peers(me: int, products: Sequence[str], up: Sequence[frozenset[int] | None]) -> ExpectedLinks | None:
+def from_peers(me: int, products: Sequence[str], up: Sequence[frozenset[int] | None],
+               gpus: Sequence[str] | None = None) -> ExpectedLinks | None:
     """The links up at the suite's start on at least half of the job's other GPUs of my product.
 
-    `products[r]` and `up[r]` are GPU r's product and its links up at its first snapshot (None:
-    not read). Identical GPUs of one system are wired alike, so a link its twins have up and
-    it has down is a fault (an unseated cable, a failed port), not the design. None when there
-    is no other GPU of my product to compare with (one GPU alone sets no expectation)."""
-    twins = [links for r, links in enumerate(up) if r != me and links is not None and products[r] == products[me]]
+    `products[r]` and `up[r]` are rank r's GPU's product and the links it had up at its first
+    snapshot (None: not read); `gpus[r]` names the GPU (its serial), so that ranks sharing a GPU
+    count it once and never as its own twin (default: one GPU per rank). Identical GPUs of one
+    system are wired alike, so a link its twins have up and it has down is a fault (an unseated
+    cable, a failed port), not the design. None when there is no other GPU of my product to
+    compare with (one GPU alone sets no expectation)."""
+    names = list(gpus) if gpus is not None else [str(r) for r in range(len(up))]
+    twins = list({names[r]: links for r, links in enumerate(up)
+                  if names[r] != names[me] and links is not None and products[r] == products[me]}.values())
     if not twins:
         return None
     counts: dict[int, int] = {}
@@ -63,10 +68,11 @@ def from_peers(me: int, products: Sequence[str], up: Sequence[frozenset[int] | N
     return ExpectedLinks(links, f"up at the suite's start on {twins_are}")
 
 
-def expected_links(me: int, products: Sequence[str], up: Sequence[frozenset[int] | None]) -> ExpectedLinks | None:
-    """The links GPU `me` should have up: its product's NVLink count where the table names it
-    exactly, else what its twins in the job have up (`from_peers`)."""
-    return from_product(products[me]) or from_peers(me, products, up)
+def expected_links(me: int, products: Sequence[str], up: Sequence[frozenset[int] | None],
+                   gpus: Sequence[str] | None = None) -> ExpectedLinks | None:
+    """The links rank `me`'s GPU should have up: its product's NVLink count where the table names
+    it exactly, else what its twins in the job have up (`from_peers`)."""
+    return from_product(products[me]) or from_peers(me, products, up, gpus)
 
 
 def links_up(shot: Snapshot | None) -> frozenset[int] | None:

@@ -279,6 +279,10 @@ def test_a_link_down_from_the_start_fails_where_its_twins_have_it_up():
     assert expected_links(0, ["A", "B"], [full, short]) is None
     assert expected_links(0, products[:2], [short, None]) is None
     assert expected_links(0, products[:1], [short]) is None
+    # Ranks sharing a GPU: it is no twin of itself, and a twin shared by 3 ranks counts once.
+    assert expected_links(0, products[:2], [short, full], ["s1", "s1"]) is None
+    shared = expected_links(0, products[:5], [full, short, short, short, full], ["s0", "s1", "s1", "s1", "s2"])
+    assert 3 in shared.links and "the job's 2 other" in shared.source
     # A link most twins lack is not expected (a design with fewer links wired).
     assert 3 not in expected_links(0, products[:4], [full, short, short, full]).links  # 1 of 3 twins
     half = expected_links(0, products[:5], [full, short, short, full, full])

@@ -27,10 +27,10 @@ def _health(ctx: CheckContext) -> None:
     suite's first snapshot to now, against the links its product (or its twins) should have up."""
     tel = telemetry()
     _, group = ctx.mesh.group(None)
-    mine = (tel.reason if not tel.available else "", tel.identity.product, links_up(tel.baseline))
+    mine = (tel.reason if not tel.available else "", tel.identity.product, links_up(tel.baseline), tel.label())
     with group.call("health: who reads a GPU, its product and links"):
         gathered = group.comm.allgather(mine)
-    everyone = [reason for reason, _, _ in gathered]
+    everyone = [reason for reason, *_ in gathered]
     if all(everyone):
         reasons = sorted(set(everyone))
         ctx.skip(reasons[0] if len(reasons) == 1 else "; ".join(reasons))
@@ -47,7 +47,8 @@ def _health(ctx: CheckContext) -> None:
                     max_link_error_rate=ctx.options.max_link_error_rate,
                     max_link_replay_rate=ctx.options.max_link_replay_rate)
     # Twins are compared by what they had up at the start: a link lost later is judged as lost.
-    expected = expected_links(group.comm.rank, [p for _, p, _ in gathered], [up for _, _, up in gathered])
+    expected = expected_links(group.comm.rank, [g[1] for g in gathered], [g[2] for g in gathered],
+                              [g[3] for g in gathered])
     problems = judge(tel.baseline, now, limits=limits, throttled=tuple(tel.throttled), expected=expected)
     if problems:
         # One finding per GPU, naming it once: the part to pull, then everything wrong with it.
@@ -58,7 +59,7 @@ def _health(ctx: CheckContext) -> None:
     ctx.attrs.update(source=tel.source, counters_read=read, unsupported=", ".join(missing) or "none",
                      seconds_since_start=now.taken_at - tel.baseline.taken_at,
                      expected_links=f"{len(expected.links)}: {expected.source}" if expected else
-                     "none: no product table entry and no other GPU of this product to compare with")
+                     "none: a product the table does not name, and no other GPU of it in the job")
     # What the fabric checks will expect of these GPUs, and from where: the hardware's own view.
     expect, unexpected = expectation(ctx.mesh.placements, given_gbps=ctx.options.expect_busbw)
     ctx.attrs.update(expected_busbw_GBps=expect.busbw_gbps if expect else 0.0,
