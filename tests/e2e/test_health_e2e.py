@@ -112,6 +112,20 @@ def test_without_nvml_health_is_skipped_with_the_reason(tmp_path):
     assert run.health == {}
 
 
+def test_a_rank_without_nvml_fails_health_and_leaves_no_one_waiting(tmp_path):
+    """NVML missing on rank 1 only: health names it and the others go on (it used to leave the
+    other ranks waiting in the count of counters read until the check's timeout)."""
+    out = tmp_path / "partial.h5"
+    done = _scenario(3, {"at_start": {"no_nvml": [1]}}, "health,mesh", out, timeout=100)
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-3000:]
+    run = read_results(out)
+    health = run.checks["health"]
+    assert health.status == "failed" and health.attrs["culprits"] == ["rank 1"]
+    assert "cannot read the GPU's counters (no NVML: planted by health_scenario (no_nvml)) while 2 other ranks can" \
+        in health.message and health.duration_s < 20
+    assert run.checks["mesh"].status == "passed"
+
+
 def test_counter_faults_are_refused_off_the_emulated_backend(tmp_path):
     done = _scenario(2, {"mesh": {"ecc_error": 1}}, "mesh", tmp_path / "refused.h5", timeout=120,
                      env={"TESSERA_BACKEND": "numpy"})

@@ -35,12 +35,15 @@ def _health(ctx: CheckContext) -> None:
         reasons = sorted(set(everyone))
         ctx.skip(reasons[0] if len(reasons) == 1 else "; ".join(reasons))
     me = ctx.mesh.rank
-    if not tel.available:
+    now = tel.snapshot() if tel.available else None
+    # Every rank counts, those without a GPU to read too: none may leave the others waiting here.
+    with group.call("health: counters read"):
+        read = group.comm.allreduce(len(now.values) if now is not None else 0)
+    if now is None:
         ctx.fail(f"{gpu_line(ctx, me)}: cannot read the GPU's counters ({tel.reason}) while "
                  f"{everyone.count('')} other ranks can")
         return
-    now = tel.snapshot()
-    assert now is not None and tel.baseline is not None
+    assert tel.baseline is not None
     for problem in now.problems:
         ctx.fail(f"{gpu_line(ctx, me)}: reading the GPU: {problem}")
     limits = Limits(max_uncorrectable=ctx.options.max_uncorrectable,
@@ -54,7 +57,6 @@ def _health(ctx: CheckContext) -> None:
         # One finding per GPU, naming it once: the part to pull, then everything wrong with it.
         ctx.fail(f"{gpu_line(ctx, me)}: {'; '.join(p.text for p in problems)}",
                  culprit=Culprit.rank(ctx.mesh.world_rank(me)))
-    read = group.comm.allreduce(len(now.values))
     missing = sorted(set(now.unsupported))
     ctx.attrs.update(source=tel.source, counters_read=read, unsupported=", ".join(missing) or "none",
                      seconds_since_start=now.taken_at - tel.baseline.taken_at,
