@@ -90,6 +90,8 @@ for name in ("health", "health_end"):
     check = run.checks[name]
     print(f"{name}: {check.status}: {check.headline}; unsupported: {check.attrs.get('unsupported')}")
     ok = ok and check.status == "passed" and name in run.health and len(run.health[name]) > 0
+print(f"NVLinks that should be up: {text(run.checks['health'].attrs.get('expected_links'))}; expected busbw: "
+      f"{text(run.checks['health'].attrs.get('expectation_source'))}")
 print(f"counters stored: {sum(len(t) for t in run.health.values())} rows in {len(run.health)} /health tables")
 sys.exit(0 if ok else 1)
 PY

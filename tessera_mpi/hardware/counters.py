@@ -9,11 +9,12 @@ from typing import Literal
 Kind = Literal["count", "state", "gauge"]
 """count: only grows (an increase is an event); state: a level now (1 = the condition holds);
 gauge: a reading (temperature, power, clocks), reported, never judged."""
-Rule = Literal["uncorrectable", "rate", "any", "set", "link_down", "throttle", "none"]
+Rule = Literal["uncorrectable", "rate", "replay_rate", "any", "set", "link_down", "throttle", "none"]
 """How the `health` check judges a counter: `uncorrectable`: growth beyond --max-uncorrectable
-(default 0); `rate`: growth per second beyond --max-link-error-rate (CRC); `any`: any growth; `set`:
-the state holds now; `link_down`: a link that was up at the start is down; `throttle`: the state
-held at the end of a fabric check; `none`: reported only."""
+(default 0); `rate`: growth per second beyond --max-link-error-rate (CRC); `replay_rate`: growth
+per minute beyond --max-link-replay-rate (replay, recovery); `any`: any growth; `set`: the state
+holds now; `link_down`: a link that was up at the start, or that should be up (rules.ExpectedLinks),
+is down; `throttle`: the state held at the end of a fabric check; `none`: reported only."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ COUNTERS: tuple[CounterSpec, ...] = (
     CounterSpec("clock_mem_MHz", "gauge", "memory clock (MHz)"),
     CounterSpec("nvlink_up", "state", "NVLink up", "link_down", per_link=True),
     CounterSpec("nvlink_crc", "count", "CRC errors", "rate", per_link=True),
-    CounterSpec("nvlink_replay", "count", "replay errors", "any", per_link=True),
-    CounterSpec("nvlink_recovery", "count", "recovery errors (link retrained)", "any", per_link=True),
+    CounterSpec("nvlink_replay", "count", "replay errors", "replay_rate", per_link=True),
+    CounterSpec("nvlink_recovery", "count", "recovery errors (link retrained)", "replay_rate", per_link=True),
 )
 
 BY_NAME: dict[str, CounterSpec] = {c.name: c for c in COUNTERS}
@@ -65,5 +66,10 @@ THROTTLE_REASONS: dict[str, str] = {"thermal": "throttle_thermal", "power": "thr
 DEFAULT_LINK_ERROR_RATE = 100.0
 """CRC errors per second on one link that fail `health` (--max-link-error-rate), as DCGM's NVLink
 health watch judges them (DCGM_LIMIT_MAX_NVLINK_CRC_ERROR, 100 per second: "CRC errors only
-matter at rates of 100+ per second"); replay and recovery errors fail at any growth, as there
-(DCGM_LIMIT_MAX_NVLINK_ERROR, 1)."""
+matter at rates of 100+ per second")."""
+DEFAULT_LINK_REPLAY_RATE = 1.0
+"""Replay (or recovery) errors per minute on one link that fail `health` (--max-link-replay-rate,
+each counter on its own). DCGM's health watch fails a link with one replay or recovery error in
+the minute it looks at (DCGM_LIMIT_MAX_NVLINK_ERROR, 1, over its one-minute window): one per
+minute is the same limit as a rate, so that a long suite is not failed by one replay an hour
+while a burst (a marginal cable under load) still is."""

@@ -14,10 +14,13 @@ import uuid
 
 from .counters import COUNTERS, THROTTLE_REASONS
 from .identity import GpuIdentity
+from .nvlink import NvLinkInfo
 from .snapshot import DEVICE, Snapshot
 
 LINKS = 18
 """NVLinks per emulated GPU, as a GB200 or H100 SXM has."""
+GENERATION = 5
+"""The emulated GPU's NVLink generation, a GB200's (its links all lead to emulated NVSwitches)."""
 GAUGES = {"temperature_C": 41.0, "power_W": 612.0, "clock_sm_MHz": 1980.0, "clock_mem_MHz": 3996.0}
 """Readings of an idle, healthy emulated GPU (in the range a GB200 reports)."""
 LINK_COUNTERS = {"crc": "nvlink_crc", "replay": "nvlink_replay", "recovery": "nvlink_recovery"}
@@ -56,6 +59,11 @@ class EmulatedGpu:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(time.monotonic(), dict(self.values))
+
+    def nvlink_info(self) -> NvLinkInfo:
+        """The emulated links as NVML would report them: generation 5, the up ones to NVSwitches."""
+        up = sum(1 for link in range(LINKS) if self.values[("nvlink_up", link)] >= 1)
+        return NvLinkInfo(self.identity.product, GENERATION, LINKS, up, up, "emulated")
 
     def save(self) -> dict[tuple[str, int], float]:
         return dict(self.values)

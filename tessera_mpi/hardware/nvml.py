@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .identity import GpuIdentity
+from .nvlink import NVML_VERSIONS, NvLinkInfo
 from .snapshot import DEVICE, Snapshot
 
 UNSUPPORTED_CODES = ("NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_FUNCTION_NOT_FOUND", "NVML_ERROR_DEPRECATED",
@@ -92,9 +93,11 @@ class NvmlGpu:
             return None, f"NVML cannot open the GPU at {pci or f'index {index}'} ({_describe(nvml, exc)})"
         return cls(nvml, handle), ""
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def _call(self, what: str, fn: Callable[..., Any] | None, *args: Any) -> Any:
         """Call an NVML function; UNSUPPORTED where the GPU lacks it; raise Lost when it is gone;
         other errors (permissions, timeouts) become one problem line and UNSUPPORTED."""
+        if fn is None:
+            return UNSUPPORTED  # a binding without this function (looked up with getattr)
         try:
             return fn(*args)
         except self.nvml.NVMLError as exc:
@@ -274,23 +277,38 @@ class NvmlGpu:
             return UNSUPPORTED
         return getattr(got[0].value, _VALUE_MEMBERS.get(int(got[0].valueType), "ullVal"))
 
-    def nvlink_versions(self) -> list[int]:
-        """NVLink version of every active link (for the bandwidth expectation); [] if unknown."""
+    def nvlink_info(self, product: str) -> NvLinkInfo | None:
+        """What NVML says of this GPU's NVLinks now: how many it has, how many are up, their
+        generation (nvmlNvlinkVersion_t, see nvlink.NVML_VERSIONS) and how many lead to an NVSwitch;
+        None where NVML reports no NVLink state (a PCIe card, an old driver) or the GPU is lost."""
         nvml, h = self.nvml, self.handle
-        versions = []
+        links = active = to_switch = 0
+        generations: set[int] = set()
+        switch = getattr(nvml, "NVML_NVLINK_DEVICE_TYPE_SWITCH", 2)
         try:
             for link in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18)):
                 state = self._call("nvmlDeviceGetNvLinkState", nvml.nvmlDeviceGetNvLinkState, h, link)
                 if state is UNSUPPORTED:
                     break
+                links += 1
                 if int(state) != getattr(nvml, "NVML_FEATURE_ENABLED", 1):
                     continue
+                active += 1
                 version = self._call("nvmlDeviceGetNvLinkVersion", nvml.nvmlDeviceGetNvLinkVersion, h, link)
-                if version is not UNSUPPORTED:
-                    versions.append(int(version))
+                generations.add(NVML_VERSIONS.get(int(version), 0) if version is not UNSUPPORTED else 0)
+                far = self._call("nvmlDeviceGetNvLinkRemoteDeviceType",
+                                 getattr(nvml, "nvmlDeviceGetNvLinkRemoteDeviceType", None), h, link)
+                if far is UNSUPPORTED or to_switch < 0:
+                    to_switch = -1
+                elif int(far) == switch:
+                    to_switch += 1
         except Lost:
-            return []
-        return versions
+            return None
+        if not links:
+            return None
+        # Links of different (or unknown) generations give no one figure: generation 0.
+        generation = generations.pop() if len(generations) == 1 else 0
+        return NvLinkInfo(product, generation, links, active, to_switch if active else 0, "nvml")
 
 
 def _byte(value: Any) -> int:

@@ -1,11 +1,15 @@
 """What `health` fails on: one GPU's counters from the suite's start to now, judged by the rules
-of counters.COUNTERS and two limits (--max-uncorrectable, --max-link-error-rate)."""
+of counters.COUNTERS, three limits (--max-uncorrectable, --max-link-error-rate,
+--max-link-replay-rate) and the links the topology says should be up (`ExpectedLinks`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .counters import BY_NAME, COUNTERS, DEFAULT_LINK_ERROR_RATE
+from collections.abc import Sequence
+
+from .counters import BY_NAME, COUNTERS, DEFAULT_LINK_ERROR_RATE, DEFAULT_LINK_REPLAY_RATE
+from .nvlink import PRODUCTS
 from .snapshot import DEVICE, Change, Snapshot, changes
 
 FABRIC_CHECKS = ("bandwidth", "links", "bisection", "soak")
@@ -18,6 +22,64 @@ class Limits:
     """Uncorrectable ECC errors a GPU may gain during the suite (and hold, volatile, at its start)."""
     max_link_error_rate: float = DEFAULT_LINK_ERROR_RATE
     """CRC errors per second one NVLink may gain (DCGM's limit; see counters.py)."""
+    max_link_replay_rate: float = DEFAULT_LINK_REPLAY_RATE
+    """Replay errors, and recovery errors, per minute one NVLink may gain (see counters.py)."""
+
+
+@dataclass(frozen=True)
+class ExpectedLinks:
+    """The NVLinks of one GPU the topology says should be up, and who says so (for messages)."""
+
+    links: frozenset[int]
+    source: str
+
+
+def from_product(product: str) -> ExpectedLinks | None:
+    """Every NVLink of a product whose datasheet gives its count (nvlink.PRODUCTS): links 0..n-1."""
+    known = PRODUCTS.get(product)
+    if known is None:
+        return None
+    return ExpectedLinks(frozenset(range(known.links)), f"the {product} has {known.links} NVLinks ({known.datasheet})")
+
+
+def from_peers(me: int, products: Sequence[str], up: Sequence[frozenset[int] | None],
+               gpus: Sequence[str] | None = None) -> ExpectedLinks | None:
+    """The links up at the suite's start on at least half of the job's other GPUs of my product.
+
+    `products[r]` and `up[r]` are rank r's GPU's product and the links it had up at its first
+    snapshot (None: not read); `gpus[r]` names the GPU (its serial), so that ranks sharing a GPU
+    count it once and never as its own twin (default: one GPU per rank). Identical GPUs of one
+    system are wired alike, so a link its twins have up and it has down is a fault (an unseated
+    cable, a failed port), not the design. None when there is no other GPU of my product to
+    compare with (one GPU alone sets no expectation)."""
+    names = list(gpus) if gpus is not None else [str(r) for r in range(len(up))]
+    twins = list({names[r]: links for r, links in enumerate(up)
+                  if names[r] != names[me] and links is not None and products[r] == products[me]}.values())
+    if not twins:
+        return None
+    counts: dict[int, int] = {}
+    for links in twins:
+        for link in links:
+            counts[link] = counts.get(link, 0) + 1
+    links = frozenset(link for link, n in counts.items() if 2 * n >= len(twins))
+    name = products[me] or "unnamed"
+    twins_are = (f"the job's other {name} GPU" if len(twins) == 1
+                 else f"at least half of the job's {len(twins)} other {name} GPUs")
+    return ExpectedLinks(links, f"up at the suite's start on {twins_are}")
+
+
+def expected_links(me: int, products: Sequence[str], up: Sequence[frozenset[int] | None],
+                   gpus: Sequence[str] | None = None) -> ExpectedLinks | None:
+    """The links rank `me`'s GPU should have up: its product's NVLink count where the table names
+    it exactly, else what its twins in the job have up (`from_peers`)."""
+    return from_product(products[me]) or from_peers(me, products, up, gpus)
+
+
+def links_up(shot: Snapshot | None) -> frozenset[int] | None:
+    """The links a snapshot saw up (None without one, or without link states)."""
+    if shot is None or not shot.links():
+        return None
+    return frozenset(link for link in shot.links() if (shot.get("nvlink_up", link) or 0) >= 1)
 
 
 @dataclass(frozen=True)
@@ -29,15 +91,17 @@ class Problem:
     text: str
 
 
-def judge(start: Snapshot, now: Snapshot, *, limits: Limits, throttled: tuple[str, ...] = ()) -> list[Problem]:
+def judge(start: Snapshot, now: Snapshot, *, limits: Limits, throttled: tuple[str, ...] = (),
+          expected: ExpectedLinks | None = None) -> list[Problem]:
     """Return what is wrong with a GPU that read `start` at the suite's start and `now` now.
 
     Fails: uncorrectable ECC errors gained beyond the limit, or volatile ones beyond it already;
     a row remap or page retirement pending or failed; a link that was up and is down, or down
-    while most of the GPU's links are up (the topology's expectation, until one is given);
-    CRC errors per second beyond the rate, replay or recovery errors or XID events at all;
-    throttling during a fabric check (`throttled`, as the runner saw it). Problems of reading
-    (permissions, a lost GPU) are the caller's: they are not counters.
+    while `expected` (the topology: the product's link count, or the GPU's twins) says it should
+    be up; CRC errors per second, or replay or recovery errors per minute, beyond their rates
+    (a rate exactly at the limit passes); XID events at all; throttling during a fabric check
+    (`throttled`, as the runner saw it). Links `now` has no state for are not judged. Problems
+    of reading (permissions, a lost GPU) are the caller's: they are not counters.
     """
     found: list[Problem] = []
     seconds = max(now.taken_at - start.taken_at, 1e-3)
@@ -53,7 +117,7 @@ def judge(start: Snapshot, now: Snapshot, *, limits: Limits, throttled: tuple[st
     for spec in COUNTERS:
         if spec.rule == "set" and (now.get(spec.name) or 0) >= 1 and not any(p.counter == spec.name for p in found):
             found.append(Problem(spec.name, DEVICE, spec.what))
-    found.extend(_links_down(start, now, found))
+    found.extend(_links_down(now, found, expected))
     found.extend(Problem("throttle", DEVICE, text) for text in throttled)
     return found
 
@@ -65,6 +129,10 @@ def _judge_change(change: Change, seconds: float, limits: Limits) -> Problem | N
     if spec.rule == "rate" and change.increase / seconds > limits.max_link_error_rate:
         return Problem(spec.name, change.link, f"{text} in {seconds:.1f} s, {change.increase / seconds:,.0f} per "
                                                f"second (--max-link-error-rate {limits.max_link_error_rate:g})")
+    per_minute = 60.0 * change.increase / seconds
+    if spec.rule == "replay_rate" and per_minute > limits.max_link_replay_rate:
+        return Problem(spec.name, change.link, f"{text} in {seconds:.1f} s, {_rate(per_minute)} per minute "
+                                               f"(--max-link-replay-rate {limits.max_link_replay_rate:g})")
     if spec.rule == "any":
         return Problem(spec.name, change.link, f"{text} during the suite")
     if spec.rule == "set" and change.after >= 1:
@@ -74,15 +142,18 @@ def _judge_change(change: Change, seconds: float, limits: Limits) -> Problem | N
     return None
 
 
-def _links_down(start: Snapshot, now: Snapshot, found: list[Problem]) -> list[Problem]:
-    """Links down now that were down from the start, while most of the GPU's links are up."""
-    links = now.links()
-    up = [link for link in links if (now.get("nvlink_up", link) or 0) >= 1]
-    if 2 * len(up) <= len(links):
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def _links_down(now: Snapshot, found: list[Problem], expected: ExpectedLinks | None) -> list[Problem]:
+    """Links down now that should be up, not already named (as gone down during the suite)."""
+    if expected is None:
         return []
     named = {p.link for p in found if p.counter == "nvlink_up"}
-    return [Problem("nvlink_up", link, f"NVLink {link} is down while {len(up)} of the GPU's {len(links)} links are up")
-            for link in links if link not in up and link not in named]
+    return [Problem("nvlink_up", link, f"NVLink {link} is down and should be up ({expected.source})")
+            for link in now.links() if link in expected.links and link not in named
+            and (now.get("nvlink_up", link) or 0) < 1]
 
 
 def throttle_seen(check: str, after: Snapshot | None) -> list[str]:

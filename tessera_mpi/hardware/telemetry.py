@@ -13,6 +13,7 @@ from typing import Any
 
 from .emulated import EmulatedGpu
 from .identity import GpuIdentity
+from .nvlink import NvLinkInfo
 from .nvml import NvmlGpu, load, pci_bus_id
 from .snapshot import Snapshot
 
@@ -50,6 +51,17 @@ class Telemetry:
         if self.baseline is None:
             self.baseline = shot
         return shot
+
+    def nvlink_info(self) -> NvLinkInfo | None:
+        """This GPU's NVLinks now (see NvLinkInfo); None without telemetry or NVLink state."""
+        if self.emulated is not None:
+            return self.emulated.nvlink_info()
+        if self.gpu is not None:
+            try:
+                return self.gpu.nvlink_info(self.identity.product)
+            except Exception:  # a binding the adapter does not know: no NVLink figures, never a crash
+                return None
+        return None
 
     def label(self) -> str:
         """The GPU column of the /health tables: the serial, else the UUID, else the bus id."""

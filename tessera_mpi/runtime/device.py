@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from mpi4py import MPI
 
+from ..hardware.nvlink import NvLinkInfo
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -33,6 +35,9 @@ class Placement:
     gpu: str = ""
     """The GPU as a technician finds it, where NVML (or its emulation) says: "tray 10 slot 2 GPU
     serial 1654322012345 (module 3)" (hardware.GpuIdentity); "" without one."""
+    nvlink: NvLinkInfo | None = None
+    """The GPU's NVLinks as NVML (or its emulation) reported them at start-up: what the fabric
+    checks' expected bandwidth comes from (fabric/expectations.py); None without NVML."""
 
     def __str__(self) -> str:
         gpu = f", {self.gpu}" if self.gpu else ""

@@ -62,6 +62,8 @@ class SuiteOptions:
     """health: uncorrectable ECC errors a GPU may gain during the suite (--max-uncorrectable)."""
     max_link_error_rate: float = 100.0
     """health: CRC errors per second one NVLink may gain (--max-link-error-rate; DCGM's limit)."""
+    max_link_replay_rate: float = 1.0
+    """health: replay (and recovery) errors per minute one NVLink may gain (--max-link-replay-rate)."""
     transport: str = "mpi"
     """--transport mpi|nccl|both: what the fabric checks measure over (suite/transports.py)."""
     transport_note: str = ""
@@ -175,6 +177,9 @@ def build_parser(check_help: dict[str, str]) -> argparse.ArgumentParser:
                         help="fail when a GPU gains more uncorrectable ECC errors during the suite (default 0)")
     health.add_argument("--max-link-error-rate", metavar="PER_S", type=float, default=100.0,
                         help="fail when one NVLink gains more CRC errors per second (default 100, DCGM's limit)")
+    health.add_argument("--max-link-replay-rate", metavar="PER_MIN", type=float, default=1.0,
+                        help="fail when one NVLink gains more replay errors, or more recovery errors, per minute "
+                             "(default 1, DCGM's one error in its one-minute window)")
     parser.add_argument("--self-test", action="store_true",
                         help="run every selected check twice, clean and with its planted defect, and fail "
                              "unless every clean run passes and every planted defect fails its check, "
@@ -269,6 +274,7 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
     if args.max_uncorrectable < 0:
         raise UsageError(f"--max-uncorrectable must be 0 or more, got {args.max_uncorrectable}")
     _positive(args.max_link_error_rate, "--max-link-error-rate")
+    _positive(args.max_link_replay_rate, "--max-link-replay-rate")
     if args.spares < 0:
         raise UsageError(f"--spares must be 0 or more, got {args.spares}")
     if args.repeat < 1:
@@ -305,5 +311,6 @@ def parse_options(argv: Sequence[str] | None, check_help: dict[str, str]) -> Sui
         min_trend=args.min_trend,
         max_uncorrectable=args.max_uncorrectable,
         max_link_error_rate=args.max_link_error_rate,
+        max_link_replay_rate=args.max_link_replay_rate,
         transport=args.transport,
     )

@@ -60,6 +60,35 @@ def test_an_uncorrectable_ecc_error_and_crc_errors_are_named(tmp_path, n):
     assert [(e["before"], e["after"]) for e in ecc] == [(0.0, 1.0)]
 
 
+def test_a_link_down_from_the_start_and_replays_beyond_the_rate_are_named(tmp_path):
+    """Rank 6's NVLink 4 is down before the first snapshot (its 7 twins have it up); rank 2's
+    NVLink 9 replays during `mesh`, far beyond 1 per minute; rank 1's single CRC error is below
+    the rate. `health` names rank 6 and its link; `health_end` ranks 6 and 2."""
+    out = tmp_path / "links.h5"
+    plans = {"at_start": {"link_down": [{"rank": 6, "link": 4}]},
+             "mesh": {"link_errors": [{"rank": 2, "link": 9, "count": 40, "kind": "replay"},
+                                      {"rank": 1, "link": 0, "count": 1}]}}
+    # A device per rank: ranks sharing one would set no bandwidth expectation at all.
+    done = _scenario(8, plans, "health,mesh,health_end", out, timeout=200,
+                     env={**EMULATED, "TESSERA_EMULATED_DEVICES": "8"})
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-3000:]
+    run = read_results(out)
+    health, end = run.checks["health"], run.checks["health_end"]
+    assert health.status == "failed" and health.attrs["culprits"] == ["rank 6"]
+    serial6 = _serial(run, 6)
+    assert f"GPU serial {serial6}" in health.headline
+    assert ("NVLink 4 is down and should be up (up at the suite's start on at least half of the job's 7 other "
+            "Emulated GB200 GPUs)") in health.headline
+    assert _text(health.attrs["expected_links"]).startswith("18: up at the suite's start")
+    # The bandwidth NVML's links would carry: rank 6's 17 links bound it; emulated, so in words only.
+    assert health.attrs["expected_busbw_GBps"] == 0.0
+    assert _text(health.attrs["expectation_source"]).startswith(
+        "none: emulated NVML: NVLink 5 x 17 active links (of 18; all to NVSwitches) would expect 850 GB/s")
+    assert end.status == "failed" and set(end.attrs["culprits"]) == {"rank 2", "rank 6"}
+    assert "NVLink 9: 40 replay errors in" in end.message and "(--max-link-replay-rate 1)" in end.message
+    assert "rank 1 " not in end.message and "CRC" not in end.message
+
+
 def _clean(done, out, n):
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     assert "GPU telemetry: emulated NVML" in done.stdout
@@ -95,6 +124,20 @@ def test_without_nvml_health_is_skipped_with_the_reason(tmp_path):
     health = run.checks["health"]
     assert health.status == "skipped" and "no NVML: the numpy backend" in health.message
     assert run.health == {}
+
+
+def test_a_rank_without_nvml_fails_health_and_leaves_no_one_waiting(tmp_path):
+    """NVML missing on rank 1 only: health names it and the others go on (it used to leave the
+    other ranks waiting in the count of counters read until the check's timeout)."""
+    out = tmp_path / "partial.h5"
+    done = _scenario(3, {"at_start": {"no_nvml": [1]}}, "health,mesh", out, timeout=100)
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-3000:]
+    run = read_results(out)
+    health = run.checks["health"]
+    assert health.status == "failed" and health.attrs["culprits"] == ["rank 1"]
+    assert "cannot read the GPU's counters (no NVML: planted by health_scenario (no_nvml)) while 2 other ranks can" \
+        in health.message and health.duration_s < 20
+    assert run.checks["mesh"].status == "passed"
 
 
 def test_counter_faults_are_refused_off_the_emulated_backend(tmp_path):

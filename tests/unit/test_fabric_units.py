@@ -7,6 +7,7 @@ import pytest
 
 from tessera_mpi.fabric.busbw import bus_factor, busbw_gbps, per_rank_count, size_of
 from tessera_mpi.fabric.expectations import expectation
+from tessera_mpi.hardware.nvlink import NvLinkInfo
 from tessera_mpi.runtime.device import Placement
 from tessera_mpi.fabric.p2p import partner, rounds
 from tessera_mpi.profile import Record, _figures, format_figures
@@ -47,6 +48,44 @@ def test_expectations():
         assert none is None and card in why, card
     shared, why = expectation(on("cuda:0 NVIDIA H200 0000:1b:00.0", "cuda:0 NVIDIA H200 0000:1b:00.0"))
     assert shared is None and "ranks share a GPU" in why
+    assert h200.source.startswith("from the device name: NVLink 4, 18 links x 25 GB/s = 450 GB/s")
+
+
+def test_expectations_from_nvml():
+    def read(*infos):
+        return [Placement(host="n1", local_rank=i, local_size=len(infos), device=f"cuda:{i} X 0000:{i + 1:02x}:00.0",
+                          nvlink=info) for i, info in enumerate(infos)]
+
+    # The exact product NVML names wins (its datasheet), whatever generation the driver reports.
+    h200 = NvLinkInfo("NVIDIA H200", 5, 18, 18, 18, "nvml")
+    got, _ = expectation(read(h200, h200))
+    assert got.busbw_gbps == 450 and got.source.startswith("from NVML: the product NVIDIA H200, NVLink 4, 18 links")
+    # A product the table does not name: generation x active links, where they all lead to NVSwitches.
+    b300 = NvLinkInfo("NVIDIA B300 SXM6 AC", 5, 18, 18, 18, "nvml")
+    got, _ = expectation(read(b300, b300))
+    assert got.busbw_gbps == 900
+    assert got.source == ("from NVML: NVLink 5 x 18 active links x 50 GB/s per direction (NVIDIA B300 SXM6 AC, "
+                          "links to NVSwitches)")
+    # The slowest GPU bounds the job: one with a link down from the start (health names it).
+    got, _ = expectation(read(b300, NvLinkInfo("NVIDIA B300 SXM6 AC", 5, 18, 17, 17, "nvml")))
+    assert got.busbw_gbps == 850 and "17 active links" in got.source
+    # A bridged pair, far ends NVML cannot name, no known generation, no active link: no expectation.
+    for info, words in ((NvLinkInfo("NVIDIA H100 NVL", 4, 18, 12, 0, "nvml"), "do not all lead to NVSwitches"),
+                        (NvLinkInfo("NVIDIA B300", 5, 18, 18, -1, "nvml"), "far ends unknown"),
+                        (NvLinkInfo("NVIDIA B300", 0, 18, 18, 18, "nvml"), "no known NVLink generation"),
+                        (NvLinkInfo("NVIDIA L40S", 0, 4, 0, 0, "nvml"), "no active NVLink")):
+        none, why = expectation(read(info))
+        assert none is None and words in why, (info, why)
+    # NVML on some ranks only: the device names decide (here an unknown one: none).
+    none, why = expectation(read(b300, None))
+    assert none is None and "not a product of the built-in table" in why
+    # --expect-busbw wins over NVML.
+    assert expectation(read(b300), given_gbps=12.5)[0].source == "--expect-busbw 12.5"
+    # Emulated NVML: the figure in words, labelled emulated, never an expectation to judge against.
+    emulated = NvLinkInfo("Emulated GB200", 5, 18, 18, 18, "emulated")
+    none, why = expectation(read(emulated, emulated))
+    assert none is None and why.startswith("emulated NVML: NVLink 5 x 18 active links (of 18; all to NVSwitches) "
+                                           "would expect 900 GB/s per direction")
 
 
 def test_sweep_sizes_and_pattern():

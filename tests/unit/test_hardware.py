@@ -11,7 +11,8 @@ from tessera_mpi.errors import FaultPlanError
 from tessera_mpi.fault.plan import FaultPlan
 from tessera_mpi.hardware import nvml as adapter
 from tessera_mpi.hardware.emulated import EmulatedGpu, emulated_identity, emulated_position
-from tessera_mpi.hardware.rules import Limits, judge, throttle_seen
+from tessera_mpi.hardware.nvlink import NVML_VERSIONS, PER_LINK_GBPS, PRODUCTS, NvLinkInfo
+from tessera_mpi.hardware.rules import Limits, expected_links, from_product, judge, links_up, throttle_seen
 from tessera_mpi.hardware.snapshot import Snapshot, changes, rows
 from tessera_mpi.hardware.telemetry import open_for
 
@@ -27,10 +28,13 @@ class FakeError(Exception):
 
 
 def fake_nvml(*, lost_after: int | None = None, denied: tuple[str, ...] = (), links: int = 4,
-              init_error: int | None = None) -> types.SimpleNamespace:
+              init_error: int | None = None, version: int | None = None, far: int | None = None,
+              down: tuple[int, ...] = (), name: str = "NVIDIA H200") -> types.SimpleNamespace:
     """A pynvml stand-in: identity and ECC, remaps, temperature, power, clocks and NVLink state
     are supported with realistic values; platform info, module id, retired pages, clock-event
-    reasons, violation status, events and the per-link error counters are not (field values are)."""
+    reasons, violation status, events and the per-link error counters are not (field values are).
+    The NVLink version (nvmlNvlinkVersion_t) and the far end's type (2: an NVSwitch) are not
+    supported unless given; links in `down` are inactive."""
     calls = {"n": 0}
     m = types.SimpleNamespace(
         NVMLError=FakeError, NVML_ERROR_NOT_SUPPORTED=3, NVML_ERROR_NO_PERMISSION=4, NVML_ERROR_GPU_IS_LOST=15,
@@ -41,7 +45,7 @@ def fake_nvml(*, lost_after: int | None = None, denied: tuple[str, ...] = (), li
         NVML_TEMPERATURE_GPU=0, NVML_CLOCK_SM=1, NVML_CLOCK_MEM=2, NVML_NVLINK_MAX_LINKS=18, NVML_FEATURE_ENABLED=1,
         NVML_NVLINK_ERROR_DL_REPLAY=0, NVML_NVLINK_ERROR_DL_RECOVERY=1, NVML_NVLINK_ERROR_DL_CRC_FLIT=2,
         NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY=161, NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY=162,
-        NVML_FI_DEV_NVLINK_ERROR_DL_CRC=163, nvmlEventTypeXidCriticalError=8,
+        NVML_FI_DEV_NVLINK_ERROR_DL_CRC=163, nvmlEventTypeXidCriticalError=8, NVML_NVLINK_DEVICE_TYPE_SWITCH=2,
     )
 
     def guard(name, value):
@@ -72,17 +76,19 @@ def fake_nvml(*, lost_after: int | None = None, denied: tuple[str, ...] = (), li
     supported = {
         "nvmlInit": init, "nvmlDeviceGetHandleByPciBusId_v2": "handle", "nvmlDeviceGetHandleByIndex": "handle",
         "nvmlDeviceGetUUID": "GPU-6b1e0c8a-3f1d-4b57-9d2e-0a1b2c3d4e5f", "nvmlDeviceGetSerial": "1654322012345",
-        "nvmlDeviceGetBoardPartNumber": "699-2G525-0200-000", "nvmlDeviceGetName": "NVIDIA H200",
+        "nvmlDeviceGetBoardPartNumber": "699-2G525-0200-000", "nvmlDeviceGetName": name,
         "nvmlDeviceGetPciInfo": types.SimpleNamespace(busId=b"00000000:1B:00.0"),
         "nvmlDeviceGetTotalEccErrors": ecc, "nvmlDeviceGetRemappedRows": (1, 0, 0, 0),
         "nvmlDeviceGetTemperature": 38, "nvmlDeviceGetPowerUsage": 118000, "nvmlDeviceGetClockInfo": 1980,
-        "nvmlDeviceGetNvLinkState": lambda h, link: 1 if link < links else (_ for _ in ()).throw(FakeError(3)),
+        "nvmlDeviceGetNvLinkState": lambda h, link: (int(link not in down) if link < links
+                                                     else (_ for _ in ()).throw(FakeError(3))),
         "nvmlDeviceGetFieldValues": field_values,
+        "nvmlDeviceGetNvLinkVersion": version, "nvmlDeviceGetNvLinkRemoteDeviceType": far,
     }
     unsupported = ["nvmlDeviceGetModuleId", "nvmlDeviceGetPlatformInfo", "nvmlDeviceGetRetiredPages",
                    "nvmlDeviceGetRetiredPagesPendingStatus", "nvmlDeviceGetCurrentClocksEventReasons",
                    "nvmlDeviceGetViolationStatus", "nvmlEventSetCreate", "nvmlDeviceRegisterEvents",
-                   "nvmlEventSetWait_v2", "nvmlDeviceGetNvLinkErrorCounter", "nvmlDeviceGetNvLinkVersion"]
+                   "nvmlEventSetWait_v2", "nvmlDeviceGetNvLinkErrorCounter"]
     for name, value in supported.items():
         setattr(m, name, guard(name, value) if name != "nvmlInit" else init)
     for name in unsupported:
@@ -204,16 +210,117 @@ def test_crc_errors_fail_above_the_rate_only():
     assert [(p.counter, p.link) for p in problems] == [("nvlink_crc", 2)] and "411 per second" in problems[0].text
 
 
-def test_replay_errors_fail_at_any_count():
-    start, now = _pair(lambda g: g.link_errors(5, 1, "replay"))
-    assert [(p.counter, p.link) for p in judge(start, now, limits=Limits())] == [("nvlink_replay", 5)]
+def test_crc_errors_at_exactly_the_rate_pass_and_one_more_fails():
+    start, at = _pair(lambda g: g.link_errors(2, 1000), seconds=10.0)  # 100 per second: the limit
+    assert judge(start, at, limits=Limits()) == []
+    start, above = _pair(lambda g: g.link_errors(2, 1001), seconds=10.0)
+    assert [(p.counter, p.link) for p in judge(start, above, limits=Limits())] == [("nvlink_crc", 2)]
 
 
-def test_a_link_that_went_down_fails_and_one_down_from_the_start_among_up_links_too():
+@pytest.mark.parametrize("kind", ["replay", "recovery"])
+def test_replay_and_recovery_errors_are_judged_per_minute_at_the_boundary(kind):
+    counter = f"nvlink_{kind}"
+    start, at = _pair(lambda g: g.link_errors(5, 1, kind), seconds=60.0)  # 1 per minute: the default
+    assert judge(start, at, limits=Limits()) == []
+    start, above = _pair(lambda g: g.link_errors(5, 2, kind), seconds=60.0)
+    problems = judge(start, above, limits=Limits())
+    assert [(p.counter, p.link) for p in problems] == [(counter, 5)]
+    assert "2 per minute (--max-link-replay-rate 1)" in problems[0].text
+    # One error in a 10 s check is 6 per minute: a burst fails; the limit is a flag.
+    start, burst = _pair(lambda g: g.link_errors(5, 1, kind), seconds=10.0)
+    assert [p.counter for p in judge(start, burst, limits=Limits())] == [counter]
+    assert judge(start, burst, limits=Limits(max_link_replay_rate=6.0)) == []
+    assert [p.counter for p in judge(start, burst, limits=Limits(max_link_replay_rate=5.999))] == [counter]
+
+
+def test_a_link_that_went_down_fails_naming_the_link():
     start, now = _pair(lambda g: g.link_down(3))
     counters = {(p.counter, p.link) for p in judge(start, now, limits=Limits())}
     assert ("nvlink_up", 3) in counters and ("nvlink_recovery", 3) in counters
-    assert [(p.counter, p.link) for p in judge(now, now, limits=Limits())] == [("nvlink_up", 3)]
+    assert any(p.text == "NVLink 3 went down during the suite" for p in judge(start, now, limits=Limits()))
+
+
+def test_a_link_down_from_the_start_fails_where_the_product_says_it_should_be_up():
+    gpu = EmulatedGpu("emul-n01", 1)
+    gpu.link_down(17)
+    start = gpu.snapshot()
+    h200 = from_product("NVIDIA H200")
+    assert h200 is not None and h200.links == frozenset(range(18)) and "18 NVLinks (H200 SXM datasheet)" in h200.source
+    problems = judge(start, start, limits=Limits(), expected=h200)
+    assert [(p.counter, p.link) for p in problems] == [("nvlink_up", 17)]
+    assert problems[0].text == "NVLink 17 is down and should be up (the NVIDIA H200 has 18 NVLinks (H200 SXM datasheet))"
+    # An A100 has 12: its links 12..17 are not expected, so an A100-like GPU with them down passes.
+    a100 = from_product("NVIDIA A100-SXM4-80GB")
+    assert a100 is not None and a100.links == frozenset(range(12)) and judge(start, start, limits=Limits(),
+                                                                           expected=a100) == []
+    assert from_product("Emulated GB200") is None and from_product("NVIDIA H100 PCIe") is None
+    # With nothing to say which links should be up, a link down from the start is not judged.
+    assert judge(start, start, limits=Limits()) == []
+
+
+def test_a_link_down_from_the_start_fails_where_its_twins_have_it_up():
+    full, short = frozenset(range(18)), frozenset(range(18)) - {3}
+    products = ["Emulated GB200"] * 8
+    up = [full] * 8
+    up[5] = short
+    expected = expected_links(5, products, up)
+    assert expected is not None and 3 in expected.links
+    assert expected.source == "up at the suite's start on at least half of the job's 7 other Emulated GB200 GPUs"
+    gpu = EmulatedGpu("emul-n01", 1)
+    gpu.link_down(3)
+    shot = gpu.snapshot()
+    assert links_up(shot) == short
+    assert [(p.counter, p.link) for p in judge(shot, shot, limits=Limits(), expected=expected)] == [("nvlink_up", 3)]
+    # The twins pass: what one GPU lacks is not expected of the others.
+    clean = EmulatedGpu("emul-n01", 2).snapshot()
+    assert judge(clean, clean, limits=Limits(), expected=expected_links(0, products, up)) == []
+    # Two GPUs: the other one's link is enough; other products and unread GPUs are no twins.
+    assert 3 in expected_links(1, products[:2], [full, short]).links
+    assert expected_links(0, ["A", "B"], [full, short]) is None
+    assert expected_links(0, products[:2], [short, None]) is None
+    assert expected_links(0, products[:1], [short]) is None
+    # Ranks sharing a GPU: it is no twin of itself, and a twin shared by 3 ranks counts once.
+    assert expected_links(0, products[:2], [short, full], ["s1", "s1"]) is None
+    shared = expected_links(0, products[:5], [full, short, short, short, full], ["s0", "s1", "s1", "s1", "s2"])
+    assert 3 in shared.links and "the job's 2 other" in shared.source
+    # A link most twins lack is not expected (a design with fewer links wired).
+    assert 3 not in expected_links(0, products[:4], [full, short, short, full]).links  # 1 of 3 twins
+    half = expected_links(0, products[:5], [full, short, short, full, full])
+    assert 3 in half.links  # 2 of 4 twins have it: at least half
+    fewer = expected_links(0, products[:4], [full, short, short, short])
+    assert 3 not in fewer.links
+
+
+def test_nvlink_info_reads_generation_active_links_and_their_far_ends():
+    gpu = _gpu(links=18, version=7, far=2, down=(4,))  # NVML_NVLINK_VERSION_5_0, NVSwitch far ends
+    info = gpu.nvlink_info("NVIDIA H200")
+    assert info == NvLinkInfo("NVIDIA H200", 5, 18, 17, 17, "nvml")
+    assert info.busbw_gbps == 850 and str(info) == "NVLink 5 x 17 active links (of 18; all to NVSwitches)"
+    assert _gpu(links=18, version=6, far=2).nvlink_info("x").generation == 4  # NVML_NVLINK_VERSION_4_0
+    # The version and far-end calls "not supported": generation and far ends unknown, never an error.
+    unknown = _gpu(links=4).nvlink_info("NVIDIA H200")
+    assert unknown == NvLinkInfo("NVIDIA H200", 0, 4, 4, -1, "nvml") and "far ends unknown" in str(unknown)
+    assert _gpu(links=0).nvlink_info("NVIDIA H200") is None
+    assert _gpu(links=18, version=7, far=2, lost_after=9).nvlink_info("NVIDIA H200") is None
+    assert {NVML_VERSIONS[v] for v in (1, 2, 3, 4, 5, 6, 7)} == {1, 2, 3, 4, 5}
+
+
+def test_the_per_link_figures_give_the_datasheets_per_gpu_bandwidth():
+    # NVIDIA's per-GPU figures (both directions): A100 600 GB/s, H100/H200 900 GB/s, B200/GB200 1.8 TB/s.
+    for name, both_ways in (("NVIDIA A100-SXM4-80GB", 600), ("NVIDIA H100 80GB HBM3", 900), ("NVIDIA H200", 900),
+                            ("NVIDIA B200", 1800), ("NVIDIA GB200", 1800)):
+        assert 2 * PRODUCTS[name].links * PER_LINK_GBPS[PRODUCTS[name].generation] == both_ways, name
+    assert PER_LINK_GBPS[3] == PER_LINK_GBPS[4] == 25 and PER_LINK_GBPS[5] == 50
+
+
+def test_the_emulated_gpu_reports_its_links_and_a_planted_link_down():
+    gpu = EmulatedGpu("emul-n01", 0)
+    assert gpu.nvlink_info() == NvLinkInfo("Emulated GB200", 5, 18, 18, 18, "emulated")
+    gpu.link_down(3)
+    assert gpu.nvlink_info().active == 17
+    tel = open_for("emulated", host="emul-n01", ordinal=0, device_label="emulated:0")
+    assert tel.nvlink_info() == NvLinkInfo("Emulated GB200", 5, 18, 18, 18, "emulated")
+    open_for("numpy", host="n01", ordinal=None, device_label="cpu")
 
 
 def test_throttling_counts_only_at_the_end_of_a_fabric_check():
