@@ -27,18 +27,22 @@ LINK_COUNTERS = {"crc": "nvlink_crc", "replay": "nvlink_replay", "recovery": "nv
 """fault.inject(link_errors={..., "kind": ...})'s kinds and the counter each moves."""
 
 
-def emulated_position(host: str, ordinal: int) -> tuple[int, int, int]:
-    """Return (tray, slot, module id) of an emulated GPU: the tray is the number a host name ends
-    with (emul-n10: 10; none: 0), the slot its device ordinal and the module the ordinal + 1.
-    The one place an emulated position is made up (a topology of emulated hosts can replace it)."""
-    digits = re.search(r"(\d+)$", host)
-    return (int(digits.group(1)) if digits else 0), ordinal, ordinal + 1
+def emulated_position(host: str, ordinal: int, *, tray: int | None = None) -> tuple[int, int, int]:
+    """Return (tray, slot, module id) of an emulated GPU: the tray the placement gives (an
+    emulated topology's), else the number a host name ends with (emul-n10: 10; none: 0); the
+    slot its device ordinal and the module the ordinal + 1. The one place an emulated position
+    is made up."""
+    if tray is None:
+        digits = re.search(r"(\d+)$", host)
+        tray = int(digits.group(1)) if digits else 0
+    return tray, ordinal, ordinal + 1
 
 
-def emulated_identity(host: str, ordinal: int) -> GpuIdentity:
-    """The identity of emulated GPU `ordinal` of `host`: the same on every run."""
+def emulated_identity(host: str, ordinal: int, *, tray: int | None = None) -> GpuIdentity:
+    """The identity of emulated GPU `ordinal` of `host` (in `tray` where the placement says):
+    the same on every run."""
     digest = hashlib.sha256(f"{host}/{ordinal}".encode()).digest()
-    tray, slot, module = emulated_position(host, ordinal)
+    tray, slot, module = emulated_position(host, ordinal, tray=tray)
     return GpuIdentity(
         uuid=f"GPU-{uuid.UUID(bytes=digest[:16])}", serial=str(1650000000000 + int.from_bytes(digest[:6], "big") % 10**10),
         board_part="EMU-GB200-0000", product="Emulated GB200", pci_bus_id=f"00000000:{0x10 + ordinal:02x}:00.0",
@@ -50,8 +54,8 @@ def emulated_identity(host: str, ordinal: int) -> GpuIdentity:
 class EmulatedGpu:
     """One emulated GPU's counters (every counter supported, every link up, nothing counted)."""
 
-    def __init__(self, host: str, ordinal: int) -> None:
-        self.identity = emulated_identity(host, ordinal)
+    def __init__(self, host: str, ordinal: int, *, tray: int | None = None) -> None:
+        self.identity = emulated_identity(host, ordinal, tray=tray)
         self.values: dict[tuple[str, int], float] = {}
         for spec in COUNTERS:
             for link in (range(LINKS) if spec.per_link else (DEVICE,)):

@@ -78,20 +78,21 @@ def telemetry() -> Telemetry:
     return _current
 
 
-def open_for(backend: str, *, host: str, ordinal: int | None, device_label: str) -> Telemetry:
+def open_for(backend: str, *, host: str, ordinal: int | None, device_label: str,
+             tray: int | None = None) -> Telemetry:
     """Open this rank's GPU for backend `backend` (local; never raises): the emulated NVML for
-    "emulated", NVML for "cupy", none for host memory."""
+    "emulated" (in the placement's `tray` where it has one), NVML for "cupy", none for host memory."""
     global _current
     try:
-        _current = _open(backend, host=host, ordinal=ordinal, device_label=device_label)
+        _current = _open(backend, host=host, ordinal=ordinal, device_label=device_label, tray=tray)
     except Exception as exc:  # the runtime must start whatever NVML does
         _current = Telemetry("", reason=f"no NVML: opening the GPU failed ({type(exc).__name__}: {exc})")
     return _current
 
 
-def _open(backend: str, *, host: str, ordinal: int | None, device_label: str) -> Telemetry:
+def _open(backend: str, *, host: str, ordinal: int | None, device_label: str, tray: int | None) -> Telemetry:
     if backend == "emulated":
-        gpu = EmulatedGpu(host, ordinal or 0)
+        gpu = EmulatedGpu(host, ordinal or 0, tray=tray)
         return Telemetry("emulated", identity=gpu.identity, emulated=gpu)
     if backend != "cupy":
         return Telemetry("", reason=f"no NVML: the {backend} backend runs on host memory, no GPU to read")

@@ -177,7 +177,8 @@ def start(*, backend_name: str | None = None) -> Runtime:
     _registry.shutdown = world.Dup()
     # The GPU's identity goes into the placement, so that every failure message names the part.
     ordinal = device_ordinal(placement.local_rank, backend.device_count())
-    tel = open_telemetry(backend.name, host=placement.host, ordinal=ordinal, device_label=placement.device)
+    tel = open_telemetry(backend.name, host=placement.host, ordinal=ordinal, device_label=placement.device,
+                         tray=placement.tray)
     placement = replace(placement, gpu=str(tel.identity), nvlink=tel.nvlink_info())
     state.runtime = _assemble(
         world, placement, launch=detect_launcher(os.environ), backend=backend, cuda_aware=cuda_aware,

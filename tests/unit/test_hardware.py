@@ -169,6 +169,14 @@ def test_emulated_identities_are_stable_and_distinct():
     assert str(a) == f"tray 10 slot 2 GPU serial {a.serial} (module 3)"
 
 
+def test_the_emulated_tray_is_the_placements_where_it_has_one():
+    # A topology's tray wins over the digits a host name happens to end with.
+    assert emulated_position("gb200-rack2-n07", 1, tray=3) == (3, 1, 2)
+    assert emulated_position("vm", 1) == (0, 1, 2)
+    tel = open_for("emulated", host="gb200-rack2-n07", ordinal=1, device_label="emulated:1", tray=3)
+    assert (tel.identity.tray, tel.identity.slot) == (3, 1)
+
+
 def test_deltas_name_the_link_and_the_count():
     gpu = EmulatedGpu("emul-n01", 0)
     before = gpu.snapshot()
