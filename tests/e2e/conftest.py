@@ -78,12 +78,14 @@ class SuiteRun:
 
 @pytest.fixture(scope="session")
 def nvl72_run(tmp_path_factory) -> SuiteRun:
-    """The default suite at 72 ranks on an emulated NVL72, with --html, launched once per session.
+    """The default suite at 72 ranks on an emulated NVL72, with --html and --transport both,
+    launched once per session.
 
     The topology, health and HTML-report tests each read this one run rather than launching
     72 ranks three times (a 72-rank launch costs 20-30 s of start-up alone on two cores)."""
     where = tmp_path_factory.mktemp("nvl72")
     out, report = where / "nvl72.h5", where / "nvl72.html"
-    done = mpirun(72, "-m", "tessera_mpi.suite", "--quick", "--out", str(out), "--html", str(report),
-                  timeout=600, env=NVL72)
+    # --transport both: the fabric checks also run over the emulated NCCL, side by side (issue 17).
+    done = mpirun(72, "-m", "tessera_mpi.suite", "--quick", "--transport", "both", "--out", str(out),
+                  "--html", str(report), timeout=600, env=NVL72)
     return SuiteRun(done, out, report)

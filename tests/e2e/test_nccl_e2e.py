@@ -54,6 +54,27 @@ def test_transport_both_puts_mpi_and_emulated_nccl_side_by_side(tmp_path, ranks)
     assert compare_runs(run, run).ok
 
 
+@pytest.mark.slow
+def test_transport_both_at_72_ranks_in_the_default_suite(nvl72_run):
+    """The session's 72-rank default suite on an emulated NVL72 runs with --transport both."""
+    done = nvl72_run.done
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    assert "peak busbw side by side: all_reduce " in done.stdout and ": NCCL (emulated) " in done.stdout
+    run = read_results(nvl72_run.out)
+    bandwidth = run.checks["bandwidth"]
+    assert bandwidth.attrs["transports"] == "mpi,nccl (emulated)"
+    for name in SWEPT:
+        data = bandwidth.datasets[name]
+        assert _text(data["transport"]) == ["mpi", "nccl (emulated)"] * (len(data) // 2)
+        assert (data["size_bytes"][0::2] == data["size_bytes"][1::2]).all() and (data["wrong"] == 0).all()
+    links = run.checks["links"]
+    assert _text(links.datasets["transports"]["transport"]) == ["mpi", "nccl (emulated)"]
+    mpi, over_nccl = links.datasets["unidirectional"], links.datasets["unidirectional_nccl"]
+    assert mpi.shape == over_nccl.shape == (72, 72) and ((mpi > 0) == (over_nccl > 0)).all() and (mpi > 0).any()
+    splits = run.checks["bisection"].datasets["splits"]
+    assert set(_text(splits["transport"])) == {"mpi", "nccl (emulated)"}
+
+
 def test_transport_nccl_without_nccl_is_a_usage_error(tmp_path):
     done = mpirun(2, "-m", "tessera_mpi.suite", "--tests", "bandwidth", "--quick", "--transport", "nccl",
                   "--out", str(tmp_path / "none.h5"), timeout=120, env={"TESSERA_BACKEND": "numpy"})
