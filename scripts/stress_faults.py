@@ -4,6 +4,7 @@
     python scripts/stress_faults.py [--ranks 8] [--runs 20] [--modes real,simulated]
         [--scenarios drop-one,drop-zero,hang,corrupt,suite-quick,guide-3.5,suite-faults]
         [--timeout 120] [--lock /work/.heavy.lock] [--arm NAME=TREE ...] [--trace] [--log runs.jsonl]
+    python scripts/stress_faults.py --summarize runs.jsonl
 
 Each run is `mpirun [--with-ft ulfm] --oversubscribe -n RANKS python PROGRAM` with a timeout: a
 run that outlives it is a hang (the target is none). The runs go round-robin (run 1 of every
@@ -237,7 +238,13 @@ def main() -> None:
                         help="run the programs from checkout TREE (repeatable; default: this one)")
     parser.add_argument("--trace", action="store_true", help="count prterun's SIGPIPEs and failed writes with perf")
     parser.add_argument("--log", help="append one JSON line per run to this file")
+    parser.add_argument("--summarize", metavar="LOG", help="print the table of a --log file's runs and stop")
     args = parser.parse_args()
+    if args.summarize:
+        runs = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line.strip()]
+        print(KINDS_HELP)
+        print(table(runs, any("traced_sigpipe" in r for r in runs)))
+        return
     mpirun = find_mpirun() or sys.exit("no mpirun found")
     if args.trace and shutil.which("perf") is None:
         sys.exit("--trace needs perf")
