@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from mpi4py import MPI
 
-from . import state
+from . import pmix, state
 
 from ..util.text import rank_ranges
 from .waits import wait_for
@@ -70,15 +70,19 @@ def exit_now(code: int, *, speaker: bool | None = None) -> NoReturn:
     or when they left 50 ms apart). So where the ranks agree on the code, one `speaker` carries
     it and the others leave with 0 (mpirun's status is then the speaker's); where they cannot
     agree (`speaker` None), each leaves EXIT_STAGGER_S x its rank later.
+    With fault tolerance on, the rank first finalizes its PMIx client (see runtime/pmix.py):
+    without it, survivors leaving together made prterun abort the job on SIGPIPE, exit 1,
+    after every survivor had recovered.
     """
     leave(code, speaker=speaker)
     sys.stdout.flush()
     sys.stderr.flush()
-    if code and _fault_tolerant():
-        if speaker is None:
+    if _fault_tolerant():
+        if code and speaker is None:
             time.sleep(EXIT_STAGGER_S * MPI.COMM_WORLD.rank)
-        elif not speaker:
+        elif code and not speaker:
             code = 0
+        pmix.finalize()
     os._exit(code)
 
 

@@ -120,3 +120,15 @@ def test_faults_check_at_small_world_sizes_runs_or_skips_with_a_reason(n, tmp_pa
         assert check.attrs["nccl_after_recovery"] == (
             "NCCL communicators are rebuilt from the shrunk MPI group: the one over 3 ranks was aborted, a new one "
             "over 2 ranks all-reduced ones to 2 (expected 2); 2/2 ranks observed it")
+
+
+def test_a_rank_that_said_goodbye_to_pmix_may_leave_without_mpi_finalize():
+    """Fault-tolerant survivors leave with os._exit after finalizing only PMIx (issue 21: without
+    it prterun aborted 72-rank jobs on SIGPIPE). Plain mpirun shows whether the launcher saw the
+    goodbye: a rank that leaves without it fails the job; with it, the job ends 0."""
+    script = str(SCRIPTS / "leave_after_pmix_finalize.py")
+    control = mpirun(2, script, "none", timeout=60)
+    assert control.returncode != 0, "the launcher did not notice ranks leaving unfinalized: the test proves nothing"
+    done = mpirun(2, script, "pmix", timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(done.stdout.split("\n")[:2]) == ["rank 0: finalized", "rank 1: finalized"], done.stdout
