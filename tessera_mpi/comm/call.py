@@ -23,7 +23,8 @@ directly; data buffers go through the transport.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -35,7 +36,7 @@ from ..runtime import context
 from ..runtime.tracker import tracker
 from ..runtime.transfer import Staging
 from . import hooks, nccl, profiling
-from .transport import Loop, MpiTransport, ReduceOp, Transport
+from .transport import Loop, MpiTransport, ReduceOp, Transport, mpi_lost
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +85,20 @@ class Group:
     @property
     def rank(self) -> int:
         return self.comm.rank
+
+    @contextmanager
+    def control(self, what: str) -> Iterator[None]:
+        """Translate failures of the bookkeeping a measurement does on `comm` around its calls
+        (barriers, calibration, gathers of timings: MPI on every transport, no Call of their
+        own) as a call's are: with real fault tolerance a lost process raises DeviceLostError
+        naming it, whether it is met in a call or between calls. Local."""
+        try:
+            yield
+        except MPI.Exception as exc:
+            translated = mpi_lost(self.comm, exc, what, self.where)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def call(self, name: str, size_bytes: int | None = None, dtype: Any = None, *,
              participants: int | None = None, inject: bool = True) -> Call:

@@ -193,28 +193,30 @@ def measure(
     if loop not in ("auto", "python"):
         raise ValueError(f"loop must be 'auto' or 'python', got {loop!r}")
     group = as_group(group)
-    comm, s = group.comm, spec(collective)
-    dtype = np.dtype(dtype)
-    count = s.per_rank_count(size_bytes, comm.size, dtype.itemsize)
-    k = kernel(collective, group, rt, count=count, dtype=dtype, in_place=in_place)
-    compiled = loop == "auto" and comm.allreduce(int(k.batch is not None and k.batch.usable), op=MPI.MIN)
-    batch = k.batch if compiled else None
-    wrong = verify(k, group, rt.backend.xp, batch=batch)
-    k.quiet()
-    comm.Barrier()
-    start = MPI.Wtime()
-    k.run()
-    if group.transport.stream_ordered:
-        rt.backend.synchronize()  # the call was only queued: calibrate on its completion
-    once = comm.allreduce(MPI.Wtime() - start, op=MPI.MAX)
-    size = s.size_of(count, comm.size, dtype.itemsize)
-    cap = min(max_iterations, iterations_for(size))
-    iterations = max(2, min(cap, int(budget_s / max(once, 1e-7))))
-    k.call.seconds = 0.0
-    timing = time_loop(comm, k.run, iterations=iterations, warmup=1, clock=rt.backend.clock(),
-                       batch=batch, percentiles=percentiles)
-    waited = np.array(comm.allgather(k.call.seconds))
-    spread = float((waited.max() - waited.min()) / max(timing.t_max * (iterations + 1), 1e-12))
+    # A process lost between two calls (in a barrier or a gather) is named like one lost in a call.
+    with group.control(f"{collective} at {size_bytes} B"):
+        comm, s = group.comm, spec(collective)
+        dtype = np.dtype(dtype)
+        count = s.per_rank_count(size_bytes, comm.size, dtype.itemsize)
+        k = kernel(collective, group, rt, count=count, dtype=dtype, in_place=in_place)
+        compiled = loop == "auto" and comm.allreduce(int(k.batch is not None and k.batch.usable), op=MPI.MIN)
+        batch = k.batch if compiled else None
+        wrong = verify(k, group, rt.backend.xp, batch=batch)
+        k.quiet()
+        comm.Barrier()
+        start = MPI.Wtime()
+        k.run()
+        if group.transport.stream_ordered:
+            rt.backend.synchronize()  # the call was only queued: calibrate on its completion
+        once = comm.allreduce(MPI.Wtime() - start, op=MPI.MAX)
+        size = s.size_of(count, comm.size, dtype.itemsize)
+        cap = min(max_iterations, iterations_for(size))
+        iterations = max(2, min(cap, int(budget_s / max(once, 1e-7))))
+        k.call.seconds = 0.0
+        timing = time_loop(comm, k.run, iterations=iterations, warmup=1, clock=rt.backend.clock(),
+                           batch=batch, percentiles=percentiles)
+        waited = np.array(comm.allgather(k.call.seconds))
+        spread = float((waited.max() - waited.min()) / max(timing.t_max * (iterations + 1), 1e-12))
     return Measurement(
         collective=collective, size_bytes=size, count=count, dtype=dtype.name, in_place=in_place,
         timing=timing, algbw_gbps=algbw_gbps(size, timing.t_max),
