@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import ROOT, mpirun
@@ -46,15 +45,13 @@ def _error_lines(text: str) -> list[str]:
 @pytest.mark.parametrize("argv, text", BAD, ids=[" ".join(a) or "empty" for a, _ in BAD])
 def test_bad_input_exits_2_with_one_error_line(argv, text, tmp_path):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    start = time.monotonic()
+    # A hang would outlive the subprocess timeout and fail the test there (no wall-clock assertion).
     done = subprocess.run([sys.executable, "-m", "tessera_mpi.suite", *argv], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
-    took = time.monotonic() - start
     assert done.returncode == 2, done.stdout + done.stderr
     errors = _error_lines(done.stderr)
     assert len(errors) == 1 and text in errors[0], done.stderr
     assert "Traceback" not in done.stdout + done.stderr
-    assert took < 30, took
 
 
 def test_a_bad_collective_timeout_is_a_configuration_error(tmp_path):
@@ -72,10 +69,9 @@ def test_a_bad_collective_timeout_is_a_configuration_error(tmp_path):
     (["--out", "x.h5", "--json", "x.h5"], "--out and --json name the same file"),
 ])
 def test_at_four_ranks_the_error_is_printed_once(argv, text, tmp_path):
-    start = time.monotonic()
+    # A hang would outlive mpirun's timeout and fail the test there (no wall-clock assertion).
     done = mpirun(4, "-m", "tessera_mpi.suite", *argv, timeout=60, cwd=tmp_path,
                   env={"PYTHONPATH": str(ROOT)})
     assert done.returncode == 2, done.stdout + done.stderr
     errors = _error_lines(done.stderr)
     assert len(errors) == 1 and text in errors[0], done.stderr
-    assert time.monotonic() - start < 30
