@@ -130,8 +130,18 @@ class Injection:
         self._paced = now
 
     def lost(self, error: BaseException) -> None:
-        """The call path translated a transport failure into `error` on this rank."""
+        """The call path translated a transport failure into `error` on this rank.
+
+        A planned victim that meets the loss before its own drop point dies now: with several
+        victims, a slow one can still be in the argument check (which plants nothing) when a
+        fast one dies in the collective; it would otherwise live on as a survivor, and the
+        plan, the shrunk job and the check's expectations would disagree on who was lost."""
         self._raised = True
+        if self.mode == "real" and self.me in self.plan.drop and self.calls <= self.plan.after \
+                and not hooks.planted("fault.drops_never_strike"):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def plants(self, name: str) -> bool:
         """Whether this block plants defect `name` on this rank (the hook the taps ask)."""

@@ -159,3 +159,25 @@ def test_a_throttle_stretches_the_pace_to_the_planned_speed(monkeypatch):
     # After the ramp the pace is 1/0.25: three seconds of sleep per second of work.
     assert slept[0] < 0.1 and slept[-1] == pytest.approx(3.0)
     assert all(b >= a - 1e-9 for a, b in zip(slept, slept[1:])), "the speed falls gradually"
+
+
+def test_a_victim_that_meets_the_loss_before_its_drop_point_dies_then(monkeypatch):
+    """A slow victim still in the argument check when a fast one died is lost too (real mode)."""
+    import importlib
+
+    inject = importlib.import_module("tessera_mpi.fault.inject")  # the module, not fault.inject()
+    runtime.start()
+    killed = []
+    monkeypatch.setattr(inject.os, "kill", lambda pid, sig: killed.append(sig))
+    injection = Injection(FaultPlan.make(2, drop_device=0))  # this process is rank 0
+    injection.mode = "real"
+    injection.lost(RuntimeError("all_reduce (argument check) failed: ranks lost"))
+    assert killed == [inject.signal.SIGKILL]
+    # Past its drop point (it struck, or it is no victim) a rank that meets a loss lives on.
+    killed.clear()
+    injection.calls = 1
+    injection.lost(RuntimeError("later"))
+    assert killed == []
+    injection.calls, injection.mode = 0, "simulated"
+    injection.lost(RuntimeError("simulated: nothing dies"))
+    assert killed == []
