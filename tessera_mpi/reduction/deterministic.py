@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from ..comm.call import Call
+from . import scratch
 from .exact_sum import canonical_nan, decode, digit_bits, digit_count, encode, exact_sum, exponent_bounds
 from .formats import FloatFormat, widen
 
@@ -49,7 +50,7 @@ def movable(x: Any) -> Any:
 def sum_gather(call: Call, xp: Any, x: Any) -> Any:
     """Return the correctly rounded sum of `x` over the group by gathering every contribution."""
     flat = xp.ascontiguousarray(x).reshape(-1)
-    gathered = xp.empty((call.size, flat.size), dtype=flat.dtype)
+    gathered = scratch.buffer(xp, "contributions", (call.size, flat.size), flat.dtype)
     call.all_gather(movable(flat), movable(gathered))
     return exact_sum(xp, gathered).reshape(x.shape)
 
@@ -76,36 +77,48 @@ def reduce_scatter_exact(call: Call, xp: Any, blocks: Any) -> Any:
     contributions to its row, which it sums exactly. Equal rows let MPI use its all-to-all
     algorithms rather than the slower all-to-all-v.
     """
-    received = xp.empty_like(blocks)
+    received = scratch.buffer(xp, "received", blocks.shape, blocks.dtype)
     call.all_to_all(movable(blocks), movable(received))
     return exact_sum(xp, received)
-
-
-def rows(xp: Any, flat: Any, size: int) -> Any:
-    """Return `flat` as (size, ceil(n / size)) rows, zero-padded at the end (the shard rule)."""
-    chunk = -(-flat.size // size)
-    if chunk * size == flat.size:
-        return flat.reshape(size, chunk)
-    padded = xp.zeros(size * chunk, dtype=flat.dtype)
-    padded[: flat.size] = flat
-    return padded.reshape(size, chunk)
 
 
 def sum_alltoall(call: Call, xp: Any, x: Any, *, out: Any = None) -> Any:
     """Return the correctly rounded sum of `x` over the group: exact reduce-scatter, then all-gather.
 
-    The result goes into `out` (which may be `x`) when given.
+    The n elements split as P equal slices of n // P (one all-to-all, an exact local sum per
+    slice on its owner, one all-gather straight into the result) and a tail of n mod P < P
+    elements, gathered whole and summed exactly on every rank. Equal slices let MPI use its
+    all-to-all algorithms, and the result needs no padded copy of `x` nor a copy out of a
+    padded gather (all-to-all-v, or padding to equal rows, were slower at 72 ranks:
+    docs/performance.md); each element's sum is the same wherever it is computed.
+    The result goes into `out` (which may be `x`) when given; a new array otherwise.
     """
     flat = xp.ascontiguousarray(x).reshape(-1)
-    part = reduce_scatter_exact(call, xp, rows(xp, flat, call.size))
-    fits = out is not None and part.size * call.size == flat.size and out.flags.c_contiguous
-    gathered = out.reshape(call.size, part.size) if fits else xp.empty((call.size, part.size), dtype=x.dtype)
-    call.all_gather(movable(part), movable(gathered))
-    result = gathered.reshape(-1)[: flat.size].reshape(x.shape)
-    if out is not None and not fits:
-        out[...] = result
-        return out
-    return result
+    size, n = call.size, flat.size
+    even = n - n % size
+    direct = out is not None and out.flags.c_contiguous
+    if direct:
+        result = out.reshape(-1)
+    elif out is None:
+        result = xp.empty(n, dtype=x.dtype)  # returned: never scratch
+    else:
+        result = scratch.buffer(xp, "result", (n,), x.dtype)
+    # The tail first: with out=x its send buffer is the end of the result.
+    tail = None
+    if even < n:
+        gathered = scratch.buffer(xp, "tail", (size, n - even), flat.dtype)
+        call.all_gather(movable(flat[even:]), movable(gathered))
+        tail = exact_sum(xp, gathered)
+    if even:
+        part = reduce_scatter_exact(call, xp, flat[:even].reshape(size, even // size))
+        call.all_gather(movable(part), movable(result[:even].reshape(size, even // size)))
+    if tail is not None:
+        result[even:] = tail
+    if out is None:
+        return result.reshape(x.shape)
+    if not direct:
+        out[...] = result.reshape(x.shape)
+    return out
 
 
 def deterministic_sum(call: Call, xp: Any, x: Any, *, algorithm: str = "auto", out: Any = None) -> Any:

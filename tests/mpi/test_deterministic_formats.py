@@ -57,3 +57,27 @@ def test_choice_follows_the_measured_thresholds():
     assert det.choose("auto", det.GATHER_UP_TO_BYTES // 8 + 1, 8) == "alltoall"
     assert det.choose("auto", 1 << 30, 1) == "gather"
     assert det.choose("digits", 1 << 30, 8) == "digits"
+
+
+@pytest.mark.mpi(min_size=2)
+@pytest.mark.parametrize("algorithm", ALGORITHMS + ("auto",))
+def test_reused_scratch_never_leaks_into_results(world, algorithm):
+    # The scratch buffers are reused by the next call of the same shape: a result that were a
+    # view of one would change under the caller's feet.
+    size = world.size
+    kept, wrong = [], []
+    for step, count in enumerate((50001, 50001, 7, 7, 4096 * size, 4096 * size + size - 1, 1, 50001)):
+        data = np.stack([contribution(r + 31 * step, count, np.float32) for r in range(size)])
+        want = reference_sums(data)
+        x = dist.tensor(data[world.rank], mesh=world)
+        fresh = op.all_reduce(x, "sum", deterministic=True, algorithm=algorithm, check=False)
+        into = dist.tensor(np.full(count, np.nan, np.float32), mesh=world)
+        op.all_reduce(x, "sum", deterministic=True, algorithm=algorithm, out=into, check=False)
+        inplace = dist.tensor(data[world.rank].copy(), mesh=world)
+        op.all_reduce(inplace, "sum", deterministic=True, algorithm=algorithm, out=inplace, check=False)
+        kept += [(step, "new", fresh.local, want), (step, "out=", into.local, want),
+                 (step, "in place", inplace.local, want)]
+    for step, how, got, want in kept:
+        if bits(got) != bits(want):
+            wrong.append(f"call {step} ({how}) changed or was wrong")
+    assert_all(not wrong, f"{algorithm} at {size} ranks: {wrong[:4]}")
