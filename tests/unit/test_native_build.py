@@ -37,9 +37,16 @@ def test_a_flag_set_that_fails_falls_back_to_the_next_and_the_result_is_cached(c
     flags = cpu_kernel.FLAGS
     path = native_build.build(cpu_kernel.SOURCE, stem="certified_sum", compiler=cc, flag_sets=flags)
     assert path.parent == cache and path.exists()
-    assert (tmp_path / "runs").read_text().count("run") == 2  # native refused, baseline built
+    assert (tmp_path / "runs").read_text().count("run") == 3  # both native sets refused, baseline built
     again = native_build.build(cpu_kernel.SOURCE, stem="certified_sum", compiler=cc, flag_sets=flags)
-    assert again == path and (tmp_path / "runs").read_text().count("run") == 3  # native retried only
+    assert again == path and (tmp_path / "runs").read_text().count("run") == 5  # native sets retried only
+
+
+def test_a_compiler_without_the_vector_width_option_builds_for_the_native_cpu(cache, tmp_path):
+    cc = fake_compiler(tmp_path, refuse="-mprefer-vector-width=512")
+    path = native_build.build(cpu_kernel.SOURCE, stem="certified_sum", compiler=cc, flag_sets=cpu_kernel.FLAGS)
+    assert path.exists() and (tmp_path / "runs").read_text().count("run") == 2
+    assert "-march=native" in cpu_kernel.FLAGS[1] and "-mprefer-vector-width=512" not in cpu_kernel.FLAGS[1]
 
 
 def test_a_build_that_always_fails_says_why(cache, tmp_path):
