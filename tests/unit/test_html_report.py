@@ -284,3 +284,14 @@ def test_without_matplotlib_the_report_keeps_its_tables_and_says_why_figures_are
     assert not page.all("img") and len(page.cells()) == 8
     assert page.text.count("not drawn (matplotlib is not installed") >= 6
     assert {a["data-check"] for a in page.all("section") if "data-check" in a} == set(run.checks)
+
+
+def test_an_emulated_topology_is_named_where_the_report_names_hosts(tmp_path):
+    """Issue 20: the rack map's hosts are emulated ones; the map and the provenance say so."""
+    emulated = Page(run_report(_write(tmp_path / "emul.h5", _all_kinds(72), hosts=18, identity=True,
+                                      backend="emulated", topology="emulated topology 18x4")))
+    assert "72 ranks on 18 host(s) (emulated topology 18x4), up to 4 devices each" in emulated.text
+    provenance = emulated.text.split("Provenance")[-1]
+    assert re.search(r"topology\s+emulated topology 18x4", provenance), provenance[:2000]
+    real = Page(run_report(_write(tmp_path / "real.h5", _all_kinds(72), hosts=18, identity=True)))
+    assert "72 ranks on 18 host(s), up to 4 devices each" in real.text and "emulated topology" not in real.text
