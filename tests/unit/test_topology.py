@@ -215,3 +215,14 @@ def test_faults_names_victims_by_their_rank_and_placement_as_the_job_started(mon
     assert ("the fault on rank 1 (host emul-n01, local rank 1, device emulated:1, tray 1 slot 1 GPU serial 1001), "
             "rank 6 (host emul-n02, local rank 2, device emulated:2, tray 2 slot 2 GPU serial 1006) "
             "was not detected") in message, message
+
+
+def test_an_emulated_nvl72_has_72_distinct_gpus_the_same_on_every_run():
+    """Each of the 72 emulated GPUs has its own serial and UUID, in its placement's tray and slot,
+    and a second start-up makes the same ones (a serial names a part only if it is stable)."""
+    from tessera_mpi.hardware.emulated import emulated_identity
+    places = [NVL72.place(r, device=f"emulated:{r % 4}", machine="vm") for r in range(72)]
+    gpus = [emulated_identity(p.host, p.local_rank, tray=p.tray) for p in places]
+    assert len({g.serial for g in gpus}) == len({g.uuid for g in gpus}) == 72
+    assert [(g.tray, g.slot) for g in gpus] == [(p.tray, p.slot) for p in places]
+    assert gpus == [emulated_identity(p.host, p.local_rank, tray=p.tray) for p in places]
