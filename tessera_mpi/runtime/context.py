@@ -67,11 +67,23 @@ class Runtime:
     generation: int = 0
     """How many times the runtime was rebuilt after failures."""
     lost: tuple[tuple[str, Placement], ...] = ()
-    """(label, placement) of every rank lost so far, labelled by its rank at the time."""
+    """(label, placement at start-up) of every rank lost so far, labelled by its rank at the time
+    and its rank at start-up."""
+    origin: tuple[int, ...] = ()
+    """The rank each rank of `world` had when the job started, by rank of `world` (the identity
+    until a loss): a shrink renumbers the survivors, the results file's /ranks table does not."""
+    started: tuple[Placement, ...] = ()
+    """Where every rank of the job lived when it started, by its rank then. A rebuild renumbers
+    local ranks with the ranks; these keep the identity a culprit is to be named by."""
 
     def describe(self, rank: int) -> str:
         """Return "rank 5 (host n07, local rank 1, device cuda:1 ...)" for a rank of `world`."""
         return f"rank {rank} ({self.placements[rank]})"
+
+    def describe_started(self, rank: int) -> str:
+        """Return "rank 6 (host emul-n02, local rank 2, ..., tray 2 slot 2 GPU serial ...)" for
+        rank `rank` of the job's world as it started (a rank since lost included)."""
+        return f"rank {rank} ({self.started[rank]})"
 
     @property
     def rank(self) -> int:
@@ -121,11 +133,15 @@ def _place(backend_name: str | None, rank: int, *, size: int, node_rank: int) ->
     return backend, Placement(host=hostname(), local_rank=local, local_size=1, device=device, machine=hostname())
 
 
-def _assemble(world: MPI.Intracomm, placement: Placement, **fixed: Any) -> Runtime:
-    """Make the runtime's communicators over `world` (collective over it)."""
+def _assemble(world: MPI.Intracomm, placement: Placement, *, origin: int,
+              started: tuple[Placement, ...] | None = None, **fixed: Any) -> Runtime:
+    """Make the runtime's communicators over `world` (collective over it). `origin` is this
+    rank's rank when the job started; `started` the job's placements then (None: these are)."""
     node = node_comm(world, placement)
     local = replace(placement, local_rank=node.rank, local_size=node.size, pid=os.getpid())
-    placements = tuple(world.allgather(local))
+    # Gathered, not derived from the lost ranks: nothing here depends on a shrink keeping order.
+    rows = world.allgather((local, origin))
+    placements = tuple(p for p, _ in rows)
     # The real machine's CPUs, whatever hosts are emulated on it.
     crowded = sharing_machine(local, placements) > (os.cpu_count() or 1)
     return Runtime(
@@ -138,6 +154,8 @@ def _assemble(world: MPI.Intracomm, placement: Placement, **fixed: Any) -> Runti
         placement=local,
         oversubscribed=bool(world.allreduce(int(crowded), op=MPI.MAX)),
         placements=placements,
+        origin=tuple(o for _, o in rows),
+        started=placements if started is None else started,
         **fixed,
     )
 
@@ -181,7 +199,7 @@ def start(*, backend_name: str | None = None) -> Runtime:
                          tray=placement.tray)
     placement = replace(placement, gpu=str(tel.identity), nvlink=tel.nvlink_info())
     state.runtime = _assemble(
-        world, placement, launch=detect_launcher(os.environ), backend=backend, cuda_aware=cuda_aware,
+        world, placement, origin=world.rank, launch=detect_launcher(os.environ), backend=backend, cuda_aware=cuda_aware,
         cuda_aware_source=source, staging=Staging(backend, direct=cuda_aware), ft=ft,
     )
     atexit.register(_at_exit)
@@ -245,10 +263,11 @@ def rebuild(world: MPI.Intracomm, lost: tuple[int, ...], *, real: bool) -> Runti
     _registry.simulated_drops |= not real
     me = old.placement
     new = state.runtime = _assemble(
-        world, me, launch=old.launch, backend=old.backend, cuda_aware=old.cuda_aware,
-        cuda_aware_source=old.cuda_aware_source, staging=old.staging, ft=old.ft,
+        world, me, origin=old.origin[old.rank], started=old.started, launch=old.launch, backend=old.backend,
+        cuda_aware=old.cuda_aware, cuda_aware_source=old.cuda_aware_source, staging=old.staging, ft=old.ft,
         generation=old.generation + 1,
-        lost=old.lost + tuple((f"rank {r} of {old.size}", old.placements[r]) for r in lost),
+        lost=old.lost + tuple((f"rank {r} of {old.size} (rank {old.origin[r]} at start)", old.started[old.origin[r]])
+                              for r in lost),
     )
     alive = [(serial, m) for serial, ref in _registry.meshes if (m := ref()) is not None]
     _registry.meshes = [(serial, weakref.ref(m)) for serial, m in alive]

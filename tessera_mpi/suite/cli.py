@@ -121,7 +121,12 @@ def _header(rt: runtime.Runtime, mesh: Mesh, names: Sequence[str], writer: Resul
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the suite on every rank and return the exit code (0 passed, 1 failed, 2 usage)."""
-    return _run(argv)[0]
+    code = _run(argv)[0]
+    # After real failures the survivors leave from the runtime's exit hook with the code recorded
+    # (MPI_Finalize can hang). A script's `sys.exit(run())` looks sys.exit up before the runtime
+    # starts and wraps it to record the code, so the code is recorded here: else it is lost (0).
+    runtime.record_exit_code(code)
+    return code
 
 
 def selftest(argv: Sequence[str] = ()) -> list[SelfTestRow]:

@@ -19,7 +19,8 @@ CulpritKind = Literal["rank", "link", "pair", "global"]
 class Culprit:
     """Where a failure is: a rank, a link (src -> dst), a pair of ranks, or the whole fabric.
 
-    Ranks are the job's world ranks when the check ran.
+    Ranks are the job's world ranks when the check ran; a check that loses ranks (`faults`)
+    names its victims by their ranks when the job started, as the /ranks table numbers them.
     """
 
     kind: CulpritKind

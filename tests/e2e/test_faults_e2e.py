@@ -66,6 +66,34 @@ def test_faults_check_at_8_ranks_simulated(tmp_path):
     assert f"{mesh.duration_s:>8.2f} s  {mesh.headline}" in summary, summary
 
 
+def test_a_culprit_after_a_shrink_is_named_as_the_job_started(tmp_path):
+    """8 ranks on an emulated 2x4, real ULFM, drop-two's loss planted unobserved. drop-one
+    loses rank 5; drop-two's victims are ranks 1 and 5 of the 7 survivors, and that rank 5 was
+    rank 6 (emul-n02, local rank 2, slot 2), now local rank 1 of emul-n02. The failure must
+    name rank 6 and the GPU in emul-n02's slot 2, as /ranks holds it."""
+    out = tmp_path / "unobserved.h5"
+    done = mpirun(8, str(SCRIPTS / "faults_unobserved.py"), "--tests", "faults", "--quick", "--out", str(out),
+                  timeout=300, launcher=FT["real"], env={"TESSERA_BACKEND": "emulated", "TESSERA_EMULATED_TOPOLOGY": "2x4"})
+    text = done.stdout + done.stderr
+    assert done.returncode == 1, text
+    run = read_results(out)
+    check, rows = _faults_check(run)
+    assert check.status == "failed" and check.attrs["mode"] == "real", text
+    hosts, serials = [h.decode() for h in run.ranks["host"]], [s.decode() for s in run.ranks["gpu_serial"]]
+    assert (hosts[6], int(run.ranks["slot"][6]), int(run.ranks["local_rank"][6])) == ("emul-n02", 2, 2)
+    assert [str(c) for c in check.attrs["culprits"]] == ["rank 1", "rank 6"], check.attrs["culprits"]
+    assert rows["drop-two"]["victims"].decode() == "1,6" and not rows["drop-two"]["detected"]
+    assert rows["drop-two"]["hosts"].decode() == "emul-n01 local rank 1, emul-n02 local rank 2"
+    assert rows["drop-one (guide 3.5)"]["victims"].decode() == "5" and rows["drop-one (guide 3.5)"]["detected"]
+    named = re.search(r"drop-two: the fault on rank 1 \(host emul-n01, local rank 1, device emulated:1, tray 1 slot 1 "
+                      r"GPU serial (\d+) \(module 2\)\), rank 6 \(host emul-n02, local rank 2, device emulated:2, "
+                      r"tray 2 slot 2 GPU serial (\d+) \(module 3\)\) was not detected", check.message)
+    assert named is not None and named.groups() == (serials[1], serials[6]), check.message
+    # Each lost rank is recorded as numbered when lost and as the job started, with its start-up placement.
+    assert any(label.startswith("rank 5 of 7 (rank 6 at start): host emul-n02, local rank 2, device emulated:2, "
+                                "tray 2 slot 2") for label in map(str, run.attrs["lost_ranks"])), run.attrs["lost_ranks"]
+
+
 @pytest.mark.slow
 def test_faults_check_at_72_ranks_with_ulfm(tmp_path):
     out = tmp_path / "faults72.h5"

@@ -284,3 +284,32 @@ def test_without_matplotlib_the_report_keeps_its_tables_and_says_why_figures_are
     assert not page.all("img") and len(page.cells()) == 8
     assert page.text.count("not drawn (matplotlib is not installed") >= 6
     assert {a["data-check"] for a in page.all("section") if "data-check" in a} == set(run.checks)
+
+
+def test_an_emulated_topology_is_named_where_the_report_names_hosts(tmp_path):
+    """Issue 20: the rack map's hosts are emulated ones; the map and the provenance say so."""
+    emulated = Page(run_report(_write(tmp_path / "emul.h5", _all_kinds(72), hosts=18, identity=True,
+                                      backend="emulated", topology="emulated topology 18x4")))
+    assert "72 ranks on 18 host(s) (emulated topology 18x4), up to 4 devices each" in emulated.text
+    provenance = emulated.text.split("Provenance")[-1]
+    assert re.search(r"topology\s+emulated topology 18x4", provenance), provenance[:2000]
+    real = Page(run_report(_write(tmp_path / "real.h5", _all_kinds(72), hosts=18, identity=True)))
+    assert "72 ranks on 18 host(s), up to 4 devices each" in real.text and "emulated topology" not in real.text
+
+
+def test_the_links_heatmap_draws_a_block_per_host(tmp_path):
+    """Issue 20: at 72 ranks on 18 hosts the heatmap has 18 host blocks: 17 boundaries each way,
+    one label per host at its block's middle, and a title that counts them and names the topology."""
+    pytest.importorskip("matplotlib")
+    from tessera_mpi.results.figures import links_figure
+    run = _write(tmp_path / "links.h5", _all_kinds(72), hosts=18, topology="emulated topology 18x4")
+    ax = links_figure(run, "unidirectional").axes[0]
+    lines = [line for line in ax.get_lines() if line.get_color() == "white"]
+    rows = sorted(line.get_ydata()[0] for line in lines if line.get_ydata()[0] == line.get_ydata()[1])
+    cols = sorted(line.get_xdata()[0] for line in lines if line.get_xdata()[0] == line.get_xdata()[1])
+    assert rows == cols == [4 * b - 0.5 for b in range(1, 18)]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"node{h + 1:02d} ({4 * h})" for h in range(18)]
+    assert list(ax.get_xticks()) == [4 * h + 1.5 for h in range(18)]
+    assert "boundaries of 18 host blocks (emulated topology 18x4)" in ax.get_title()
+    one = _write(tmp_path / "one.h5", _all_kinds(72))
+    assert not [line for line in links_figure(one, "unidirectional").axes[0].get_lines() if line.get_color() == "white"]

@@ -161,3 +161,68 @@ def test_pairs_across_hosts():
 @pytest.mark.parametrize("n, rank", [(72, 37), (8, 5), (4, 3), (2, 1)])
 def test_the_links_self_test_plants_inside_a_host(n, rank):
     assert planted_slow_rank(n) == rank
+
+
+def _runtime(placements, *, origin, started):
+    """A Runtime without communicators: what the faults check reads to name its victims."""
+    from tessera_mpi.runtime import Runtime
+    return Runtime(world=None, control=None, error_comm=None, watch=None, ending=None, node=None, launch=None,
+                   placement=placements[0], backend=None, cuda_aware=False, cuda_aware_source="", staging=None,
+                   oversubscribed=False, placements=tuple(placements), ft=None, origin=tuple(origin),
+                   started=tuple(started))
+
+
+def test_faults_names_victims_by_their_rank_and_placement_as_the_job_started(monkeypatch):
+    """After drop-one loses rank 5 of a 2x4 job, drop-two's victims (1, 5) are numbered in the
+    shrunk world, where rank 5 is the job's rank 6 (emul-n02 slot 2) and its local rank is 1
+    (emul-n02 keeps 4, 6 and 7). The culprit must be rank 6 with the placement it started with."""
+    from dataclasses import replace
+
+    from tessera_mpi import runtime
+    from tessera_mpi.suite.checks import faults
+
+    started = [replace(p, gpu=f"tray {p.tray} slot {p.slot} GPU serial {1000 + r}")
+               for r, p in enumerate(Topology(2, 4).place(r, device=f"emulated:{r % 4}", machine="vm") for r in range(8))]
+    alive = [0, 1, 2, 3, 4, 6, 7]
+    shrunk = [replace(started[r], local_rank=[a for a in alive if started[a].host == started[r].host].index(r))
+              for r in alive]
+    assert shrunk[5].local_rank == 1 and shrunk[5].slot == 2, "the shrunk placement renumbers the local rank"
+    worlds = [_runtime(started, origin=range(8), started=started), _runtime(shrunk, origin=alive, started=started)]
+    monkeypatch.setattr(runtime, "current", lambda: worlds[0])
+
+    def outcome(victims, detected):
+        return faults.Outcome(f"drop {victims}", victims, detected, "6/6", 1.0, 1.0, 7, True, "detail")
+
+    def drop_one(ctx):
+        worlds.pop(0)  # the loss shrinks the world
+        return outcome("5", True)
+
+    first = faults._located(drop_one, None)
+    second = faults._located(lambda ctx: outcome("1,5", False), None)
+    assert (first[0].victims, first[0].hosts) == ("5", "emul-n02 local rank 1")
+    assert (second[0].victims, second[0].hosts) == ("1,6", "emul-n01 local rank 1, emul-n02 local rank 2")
+
+    class Ctx:
+        findings = []
+
+        def fail(self, message, *, culprit):
+            self.findings.append((message, culprit))
+
+    ctx = Ctx()
+    faults._judge(ctx, first + second, worlds[0])
+    [(message, culprits)] = ctx.findings
+    assert [str(c) for c in culprits] == ["rank 1", "rank 6"]
+    assert ("the fault on rank 1 (host emul-n01, local rank 1, device emulated:1, tray 1 slot 1 GPU serial 1001), "
+            "rank 6 (host emul-n02, local rank 2, device emulated:2, tray 2 slot 2 GPU serial 1006) "
+            "was not detected") in message, message
+
+
+def test_an_emulated_nvl72_has_72_distinct_gpus_the_same_on_every_run():
+    """Each of the 72 emulated GPUs has its own serial and UUID, in its placement's tray and slot,
+    and a second start-up makes the same ones (a serial names a part only if it is stable)."""
+    from tessera_mpi.hardware.emulated import emulated_identity
+    places = [NVL72.place(r, device=f"emulated:{r % 4}", machine="vm") for r in range(72)]
+    gpus = [emulated_identity(p.host, p.local_rank, tray=p.tray) for p in places]
+    assert len({g.serial for g in gpus}) == len({g.uuid for g in gpus}) == 72
+    assert [(g.tray, g.slot) for g in gpus] == [(p.tray, p.slot) for p in places]
+    assert gpus == [emulated_identity(p.host, p.local_rank, tray=p.tray) for p in places]

@@ -234,8 +234,11 @@ def rack_map(run: RunResults) -> str:
         f'<option value="{esc(k)}">{esc(m["label"])}</option>' for k, m in metrics.items())
     hosts = len({r.host for r in ranks})
     devices = max((sum(1 for r in ranks if r.host == h) for h in {r.host for r in ranks}), default=0)
+    # Emulated hosts are not a rack's: say so wherever hosts are named (issue 20).
+    topology = f" ({text(run.attrs['topology'])})" if run.attrs.get("topology") else ""
     return (f'<section id="rack"><h2>Rack map</h2>'
-            f'<p class="note">{len(ranks)} ranks on {hosts} host(s), up to {devices} devices each; one cell per '
+            f'<p class="note">{len(ranks)} ranks on {hosts} host(s){esc(topology)}, up to {devices} devices each; '
+            "one cell per "
             "rank, by host and local device. Hover a cell for its rank, mesh coordinate, host, device and "
             "identity, and why it is marked.</p>"
             f'<p class="legend">{legend}</p>'

@@ -23,7 +23,7 @@ PROVENANCE = ("created", "tessera_mpi_version", "schema_version", "git_commit", 
               "mesh_shape", "mesh_axes", "backend", "cuda_aware", "cuda_aware_source", "mpi_library_version",
               "mpi4py_version", "numpy_version", "python_version", "launcher", "oversubscribed", "command_line",
               "under_load", "repeat", "checks_selected", "complete", "exit_code", "slurm_job_id", "slurm_nodelist",
-              "slurm_partition", "slurm_cluster", "emulated_topology", "baseline", "baseline_regressions")
+              "slurm_partition", "slurm_cluster", "topology", "baseline", "baseline_regressions")
 """Root attributes shown under provenance, in this order; any others follow."""
 TABLE_ROWS = 200
 """Longer tables are cut to their first rows (the results file has them all)."""

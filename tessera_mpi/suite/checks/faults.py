@@ -43,6 +43,7 @@ class Outcome:
 
     scenario: str
     victims: str
+    """The victims' ranks as the job started ("5" or "1,6"): /ranks numbers them so, a shrink does not."""
     detected: bool
     """The fault was observed: by every surviving member for a loss, by every rank for corruption."""
     observers: str
@@ -55,18 +56,23 @@ class Outcome:
     """The job was verified by communication after the fault (or the file read back from disk)."""
     detail: str
     hosts: str = ""
-    """Where the victims were when the fault struck: "emul-n10 local rank 1" per victim."""
+    """Where the victims were as the job started: "emul-n10 local rank 1" per victim."""
 
 
 def _located(scenario: Callable[[CheckContext], Outcome | list[Outcome]], ctx: CheckContext) -> list[Outcome]:
-    """Run one scenario and fill in its victims' hosts from the placements it started with
-    (a loss renumbers the ranks; victims are numbered as they were when the fault struck)."""
-    placements = runtime.current().placements
+    """Run one scenario and name its victims as the job started.
+
+    A scenario numbers its victims in the world it starts on, which an earlier loss has shrunk
+    and renumbered (rank 5 of the 7 survivors of rank 5's loss was rank 6, and its local rank
+    moved too): each is translated to its rank at start-up, and its host and local rank are
+    those of the placement captured then, so that a culprit names the part to pull."""
+    rt = runtime.current()
     done = scenario(ctx)
     outcomes = done if isinstance(done, list) else [done]
     for o in outcomes:
-        o.hosts = ", ".join(f"{placements[v].host} local rank {placements[v].local_rank}"
-                            for v in map(int, o.victims.split(",")))
+        at_start = [rt.origin[int(v)] for v in o.victims.split(",")]
+        o.victims = ",".join(map(str, at_start))
+        o.hosts = ", ".join(f"{rt.started[r].host} local rank {rt.started[r].local_rank}" for r in at_start)
     return outcomes
 
 
@@ -345,6 +351,19 @@ def _sweep(ctx: CheckContext) -> Outcome:
     return _drop("drop-in-sweep", (rt.size - 1,), build, after=7)
 
 
+def _judge(ctx: CheckContext, outcomes: list[Outcome], rt: runtime.Runtime) -> None:
+    """Fail `ctx` for every scenario not detected (blaming its victims, named by their ranks and
+    placements when the job started, see _located) or not verified (blaming no part). Local."""
+    for o in outcomes:
+        at_start = [int(v) for v in o.victims.split(",")]
+        if not o.detected:
+            ctx.fail(f"{o.scenario}: the fault on {', '.join(map(rt.describe_started, at_start))} was not detected "
+                     f"or named ({o.observers} observed it): {o.detail}", culprit=[Culprit.rank(v) for v in at_start])
+        elif not o.verified:
+            # Recovery is the framework's work: no part of the rack is to blame for it failing.
+            ctx.fail(f"{o.scenario}: after the fault, verification failed: {o.detail}", culprit=Culprit.whole())
+
+
 DROPS: tuple[tuple[int, str, Callable[[CheckContext], Outcome]], ...] = (
     (3, "drop-one (guide 3.5)", _guide_example),
     (4, "drop-two", lambda ctx: _one_axis("drop-two", (1, runtime.current().size - 2))),
@@ -373,18 +392,12 @@ def check_faults(ctx: CheckContext) -> None:
             outcomes.extend(_located(scenario, ctx))
         else:
             skipped.append(f"{name} (needs {needed} ranks, {runtime.current().size} left)")
-    for o in outcomes:
-        victims = [Culprit.rank(int(v)) for v in o.victims.split(",")]
-        if not o.detected:
-            ctx.fail(f"{o.scenario}: the fault on rank(s) {o.victims} ({o.hosts}) was not detected or named "
-                     f"({o.observers} observed it): {o.detail}", culprit=victims)
-        elif not o.verified:
-            # Recovery is the framework's work: no part of the rack is to blame for it failing.
-            ctx.fail(f"{o.scenario}: after the fault, verification failed: {o.detail}", culprit=Culprit.whole())
     rt = runtime.current()
+    _judge(ctx, outcomes, rt)
     ctx.save("scenarios", table([asdict(o) for o in outcomes]),
              description="one row per scenario, agreed by the ranks: who observed the fault and how late, "
-                         "recovery, verification; ranks are numbered as in the job's world when it started")
+                         "recovery, verification; victims and hosts as the job's world was numbered when it "
+                         "started, details as numbered in the world the scenario ran on")
     ctx.attrs.update(mode=rt.ft.mode, mode_reason=rt.ft.reason, start_ranks=start_size, end_ranks=rt.size,
                      roll_call_grace_s=ROLL_CALL_GRACE_S)
     drops = [o for o in outcomes if o.scenario.startswith("drop")]
