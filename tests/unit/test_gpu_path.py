@@ -506,3 +506,35 @@ def test_a_transport_of_device_arrays_gets_them_unexported_and_unsynchronized():
     assert backend.exports == 0 and backend.syncs == 0
     mpi = Staging(backend, direct=True)
     assert isinstance(mpi.send_buffer(a), EmulatedDeviceBuffer) and backend.syncs == 1
+
+
+# --- the GPU check's launcher flags (scripts/mpi_flags.sh, item 8) ----------------------------
+
+
+def launcher_flags(tmp_path: Any, version: str, **env: str) -> tuple[list[str], str]:
+    """The flags gpu_check.sh would give a launcher whose --version prints `version`."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    fake = tmp_path / "mpirun"
+    fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{version}\nEOF\n")
+    fake.chmod(0o755)
+    script = Path(__file__).parents[2] / "scripts" / "mpi_flags.sh"
+    environ = {k: v for k, v in os.environ.items() if k != "MPIRUN_FLAGS"}
+    run = subprocess.run(["bash", "-c", f'. "{script}"; mpi_flags "{fake}" TESSERA_BACKEND PYTHONPATH'],
+                         capture_output=True, text=True, timeout=60, env=dict(environ, **env))
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split(), run.stderr
+
+
+def test_the_gpu_check_speaks_each_launchers_dialect(tmp_path):
+    open_mpi = "mpirun (Open MPI) 5.0.11\n\nReport bugs to https://www.open-mpi.org/community/help/"
+    assert launcher_flags(tmp_path, open_mpi)[0] == ["--oversubscribe", "-x", "TESSERA_BACKEND", "-x", "PYTHONPATH"]
+    # MPICH's and Intel MPI's Hydra reject --oversubscribe and -x: they pass the environment anyway.
+    hydra = "HYDRA build details:\n    Version:                                 4.2.0"
+    assert launcher_flags(tmp_path, hydra) == ([], "")
+    assert launcher_flags(tmp_path, "Intel(R) MPI Library for Linux* OS, Version 2021.13")[0] == []
+    flags, warning = launcher_flags(tmp_path, "srun-wrapper 1.0")
+    assert flags == [] and "unknown launcher" in warning and "MPIRUN_FLAGS" in warning
+    assert launcher_flags(tmp_path, open_mpi, MPIRUN_FLAGS="--bind-to none")[0] == ["--bind-to", "none"]
