@@ -538,3 +538,23 @@ def test_the_gpu_check_speaks_each_launchers_dialect(tmp_path):
     flags, warning = launcher_flags(tmp_path, "srun-wrapper 1.0")
     assert flags == [] and "unknown launcher" in warning and "MPIRUN_FLAGS" in warning
     assert launcher_flags(tmp_path, open_mpi, MPIRUN_FLAGS="--bind-to none")[0] == ["--bind-to", "none"]
+
+
+def test_the_gpu_check_without_a_gpu_fails_at_once_naming_why(tmp_path):
+    """Not the emulated mode: CuPy absent (as here) or counting no GPU ends the check before any
+    launch, with the reason in the verdict, never a run on zero GPUs."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "scripts" / "gpu_check.sh"
+    zero = tmp_path / "python-zero"
+    zero.write_text("#!/bin/sh\necho 0\n")
+    zero.chmod(0o755)
+    for python, why in ((sys.executable, "No module named 'cupy'"), (str(zero), "counted '0'")):
+        out = tmp_path / ("out-" + Path(python).name)
+        run = subprocess.run(["bash", str(script), "2", str(out)], capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, PYTHON=python))
+        verdict = (out / "verdict.txt").read_text()
+        assert run.returncode == 1 and verdict.startswith("gpu_check: FAILED: CuPy sees no GPU here") and why in verdict
+        assert not (out / "gpu-check.h5").exists()
