@@ -252,11 +252,23 @@ def test_the_background_load_sets_the_ranks_device_in_its_thread(rt):
 
 
 def test_without_setting_it_the_emulated_backend_notices(rt, monkeypatch):
+    """The load's thread fails (so an emulated suite run with --under-load fails too)."""
+    from tessera_mpi.errors import LoadError
+
     backend = EmulatedDeviceBackend()
     backend.bind(3)
     monkeypatch.setattr(backend, "use_in_thread", lambda: None)
-    run_load(rt, backend)
-    assert backend.unset_device_uses > 0
+    mesh = dist.Mesh(axes=["dp"])
+    load = BackgroundLoad(mesh, message_bytes=64)
+    load._backend = backend
+    good = load.group
+    load.group = Group(comm=good.comm, transport=good.transport, staging=Staging(backend, direct=False),
+                       members=good.members, tracked=False)
+    load.start()
+    with pytest.raises(LoadError, match="never made device 3 current"):
+        load.stop()
+    load.close()
+    assert backend.unset_device_uses == 1 and backend.syncs == 0
 
 
 # --- host round trips in the exact sum on device buffers (item 6) -----------------------------
