@@ -42,6 +42,7 @@ def test_the_gpu_check_runs_end_to_end_on_emulated_device_memory(tmp_path: Path)
     # Two ranks share the one emulated device: bandwidth and links are reported, not judged.
     assert "UNJUDGED bandwidth performance: ranks share a GPU (emulated:0 on" in verdict
     assert "UNJUDGED links performance: ranks share a GPU" in verdict
+    assert "PASS     health: passed, data passed: 186 counters read on 1 GPU by 2 ranks (emulated)" in verdict
     assert "PASS     determinism: all " in verdict and "digests in common are equal to a NumPy run" in verdict
     assert "PASS     mesh and sharding beside the background load" in verdict
     assert "buffers staged" in verdict
