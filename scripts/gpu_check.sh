@@ -76,9 +76,12 @@ else
   note UNJUDGED "exact-sum kernel: not run (emulated: no GPU to compile it for)"
 fi
 
-echo "== the suite on device buffers: health, mesh, sharding, determinism, bandwidth ($sizes), links, parallelism, health_end"
+# Every check that moves device buffers (soak needs --duration; faults injects into device
+# buffers, simulated unless the launcher runs ULFM); health first and last, as in the suite.
+checks=health,mesh,sharding,determinism,bandwidth,links,bisection,parallelism,faults,health_end
+echo "== the suite on device buffers: ${checks//,/, } (sizes $sizes)"
 launch suite.log "$mode" "$ranks" "$py" -m tessera_mpi.suite --out "$out/gpu-check.h5" --tests \
-  health,mesh,sharding,determinism,bandwidth,links,parallelism,health_end --sizes "$sizes" $quick --timeout "$step_s" \
+  "$checks" --sizes "$sizes" $quick --timeout "$step_s" \
   || note FAIL "the suite on device buffers exited non-zero (logs/suite.log)"
 if [ -f "$out/gpu-check.h5" ]; then
   "$py" "$here/scripts/gpu_verdict.py" "$out/gpu-check.h5" $timing | tee -a "$verdict"

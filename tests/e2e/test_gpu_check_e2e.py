@@ -37,7 +37,8 @@ def test_the_gpu_check_runs_end_to_end_on_emulated_device_memory(tmp_path: Path)
     verdict = (tmp_path / "verdict.txt").read_text()
     assert verdict.splitlines()[-1].startswith("gpu_check: PASSED (emulated mode, 2 ranks on 1 GPU(s))"), verdict
     assert "FAIL " not in verdict
-    for check in ("mesh", "sharding", "determinism", "bandwidth", "links", "parallelism"):
+    for check in ("health", "mesh", "sharding", "determinism", "bandwidth", "links", "bisection", "parallelism",
+                  "faults", "health_end"):
         assert f"PASS     {check}: passed, data passed" in verdict, check
     # Two ranks share the one emulated device: bandwidth and links are reported, not judged.
     assert "UNJUDGED bandwidth performance: ranks share a GPU (emulated:0 on" in verdict
