@@ -1,10 +1,15 @@
-"""Print what the GPU check runs on: driver, CUDA runtime, CuPy, NCCL, the backend probe and
-the MPI library's CUDA support. One process; no GPU needed (it says what is missing)."""
+"""Print what the GPU check runs on: this checkout, Python and its packages, driver, CUDA runtime,
+CuPy, NCCL, NVML, the backend probe and the MPI library's CUDA support. One process; no GPU
+needed (it says what is missing)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 import subprocess
+import sys
+from pathlib import Path
 
 
 def line(name: str, value: object) -> None:
@@ -26,6 +31,16 @@ def main() -> None:
         gpus = [f"no nvidia-smi ({exc})"]
     for g in gpus:
         line("GPU (nvidia-smi)", g)
+    import tessera_mpi
+
+    line("host", f"{platform.node()} ({platform.platform()})")
+    line("tessera_mpi", f"{tessera_mpi.__version__} at {Path(tessera_mpi.__file__).parent.parent}, commit {_commit()}")
+    line("Python", f"{platform.python_version()} ({sys.executable})")
+    for name in ("numpy", "mpi4py", "h5py", "nvidia-ml-py"):
+        try:
+            line(name, importlib.metadata.version(name))
+        except importlib.metadata.PackageNotFoundError:
+            line(name, "not installed")
     line("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES", "(unset: all)"))
     try:
         import cupy
@@ -41,11 +56,14 @@ def main() -> None:
         try:
             from cupy.cuda import nccl
 
-            line("NCCL (CuPy)", nccl.get_version())
-        except Exception as exc:  # ImportError without the NCCL runtime, CUDA errors
+            # CuPy's nccl module imports without the NCCL runtime and says so in `available`.
+            line("NCCL (CuPy)", nccl.get_version() if nccl.available else
+                 "unavailable: cupy.cuda.nccl.available is False (no NCCL runtime: nvidia-nccl-cu12 or -cu13)")
+        except Exception as exc:  # CUDA errors
             line("NCCL (CuPy)", f"unavailable: {exc}")
     except ImportError as exc:
         line("CuPy", f"not installed ({exc})")
+    _nvml()
     backend = os.environ.get("TESSERA_BACKEND", "auto")
     try:
         chosen = select_backend(backend)
@@ -60,6 +78,35 @@ def main() -> None:
     except ConfigError as exc:
         line("MPI CUDA support", f"refused: {exc}")
     line("MPI thread level", f"{MPI.Query_thread()} (THREAD_MULTIPLE is {MPI.THREAD_MULTIPLE})")
+
+
+def _commit() -> str:
+    """The checkout's git commit, where it is one (a copied tree may not be)."""
+    try:
+        got = subprocess.run(["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    return got.stdout.strip() if got.returncode == 0 else "unknown (not a git checkout)"
+
+
+def _nvml() -> None:
+    """NVML as the health check reads it (hardware/nvml.py): the driver it reports, or why not."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+    except ImportError as exc:
+        line("NVML", f"no pynvml ({exc}): health and GPU identities fall back; pip install nvidia-ml-py")
+        return
+    try:
+        pynvml.nvmlInit()
+        try:
+            driver = pynvml.nvmlSystemGetDriverVersion()
+            count = pynvml.nvmlDeviceGetCount()
+        finally:
+            pynvml.nvmlShutdown()
+        line("NVML", f"driver {driver.decode() if isinstance(driver, bytes) else driver}, {count} GPU(s)")
+    except Exception as exc:  # pynvml.NVMLError and its subclasses
+        line("NVML", f"unavailable: {exc}")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,11 @@ class LoadError(TesseraError, RuntimeError):
     """The background stream failed (the MPI error is its cause) or was used out of order."""
 
 
+class DeviceThreadError(TesseraError, RuntimeError):
+    """Device work in a thread that never made the rank's device current (emulated backend; on
+    a GPU that work would silently run on device 0)."""
+
+
 class ModelSpecError(TesseraError, ValueError):
     """A field of the parallelism check's ModelSpec is out of range."""
 

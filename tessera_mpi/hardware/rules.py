@@ -71,7 +71,17 @@ def from_peers(me: int, products: Sequence[str], up: Sequence[frozenset[int] | N
 def expected_links(me: int, products: Sequence[str], up: Sequence[frozenset[int] | None],
                    gpus: Sequence[str] | None = None) -> ExpectedLinks | None:
     """The links rank `me`'s GPU should have up: its product's NVLink count where the table names
-    it exactly, else what its twins in the job have up (`from_peers`)."""
+    it exactly, else what its twins in the job have up (`from_peers`).
+
+    Except for the job's only GPU (all its ranks share it) with no NVLink up at the start: then
+    none is expected. A machine or VM lent one GPU of a board leaves its NVLinks down by design
+    (their far ends are not there), and the job could not use them had they been up; a GPU that
+    loses a link during the suite still fails (`judge`), and a GPU with some links up is judged
+    against its product."""
+    names = list(gpus) if gpus is not None else [str(r) for r in range(len(up))]
+    if len(set(names)) == 1 and up[me] is not None and not up[me]:
+        return ExpectedLinks(frozenset(), "the job's only GPU had no NVLink up at the suite's start, so none is "
+                                          "expected (one GPU of a board: its links lead to nothing this job has)")
     return from_product(products[me]) or from_peers(me, products, up, gpus)
 
 

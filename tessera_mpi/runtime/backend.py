@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from mpi4py import MPI
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DeviceThreadError
 from .device import visible_devices
 from .topology import TOPOLOGY_ENV, read_topology
 
@@ -222,7 +222,9 @@ class EmulatedDeviceBackend(NumpyBackend):
         """Thread id -> the device it made current (`bind` and `use_in_thread`)."""
         self.unset_device_uses = 0
         """Device work (a synchronize, a copy, an export) by a thread that never set the device:
-        on a GPU, work on device 0 instead of this rank's."""
+        on a GPU, work on device 0 instead of this rank's. Counted always; once the process has
+        bound a device (every real run), it also raises DeviceThreadError, so that an emulated
+        suite run (gpu_check.sh --emulated's --under-load step) fails where a GPU would go wrong."""
 
     def device_count(self) -> int:
         value = os.environ.get(EMULATED_DEVICES_ENV, "4")
@@ -251,8 +253,13 @@ class EmulatedDeviceBackend(NumpyBackend):
         return np.array(a, copy=True)
 
     def _device_work(self) -> None:
-        if threading.get_ident() not in self.thread_devices:
-            self.unset_device_uses += 1
+        if threading.get_ident() in self.thread_devices:
+            return
+        self.unset_device_uses += 1
+        if self.thread_devices:  # the process bound a device; this thread never made it current
+            raise DeviceThreadError(f"device work in thread {threading.current_thread().name!r}, which never made "
+                                    f"device {self.ordinal} current (ArrayBackend.use_in_thread): on a GPU it "
+                                    f"would run on device 0")
 
     def synchronize(self) -> None:
         self._device_work()

@@ -1,6 +1,7 @@
 """scripts/gpu_check.sh end to end in its emulated mode: every step of the prepared GPU check
 runs (environment, the suite on device buffers, the NumPy comparison, the load's thread, the
-timing modes) and writes one results file and a verdict. Measures nothing about a GPU."""
+timing modes, NCCL beside MPI, op.* over NCCL) and writes one results file and a verdict.
+Measures nothing about a GPU."""
 
 from __future__ import annotations
 
@@ -36,18 +37,28 @@ def test_the_gpu_check_runs_end_to_end_on_emulated_device_memory(tmp_path: Path)
     verdict = (tmp_path / "verdict.txt").read_text()
     assert verdict.splitlines()[-1].startswith("gpu_check: PASSED (emulated mode, 2 ranks on 1 GPU(s))"), verdict
     assert "FAIL " not in verdict
-    for check in ("mesh", "sharding", "determinism", "bandwidth", "links", "parallelism"):
+    for check in ("health", "mesh", "sharding", "determinism", "bandwidth", "links", "bisection", "parallelism",
+                  "faults", "health_end"):
         assert f"PASS     {check}: passed, data passed" in verdict, check
     # Two ranks share the one emulated device: bandwidth and links are reported, not judged.
     assert "UNJUDGED bandwidth performance: ranks share a GPU (emulated:0 on" in verdict
     assert "UNJUDGED links performance: ranks share a GPU" in verdict
+    assert "PASS     health: passed, data passed: 186 counters read on 1 GPU by 2 ranks (emulated)" in verdict
     assert "PASS     determinism: all " in verdict and "digests in common are equal to a NumPy run" in verdict
     assert "PASS     mesh and sharding beside the background load" in verdict
     assert "buffers staged" in verdict
+    # Emulated events are host-stamped: their agreement is reported, never passed.
+    assert "UNJUDGED event timing modes (emulated: events are host-stamped)" in verdict
+    assert "PASS     event timing modes" not in verdict
+    assert "PASS     NCCL (emulated) and MPI side by side on 2 rank(s), every element right" in verdict
+    assert "INFO     gpu_check took " in verdict and "the target on one GPU is under 300 s" in verdict
     assert "PASS     op.*(transport='nccl') (emulated): every collective and every correctly rounded sum " \
            "bit-identical to MPI's on 4 ranks: rank 0: SAME" in verdict, verdict
     environment = (tmp_path / "environment.txt").read_text()
     assert "MPI CUDA support" in environment and "backend (emulated)" in environment
+    for line in ("tessera_mpi ", "mpi4py ", "numpy ", "NVML ", "launcher "):
+        assert line in environment, line
+    assert f"{mpirun} --oversubscribe -x TESSERA_BACKEND -x PYTHONPATH -x TESSERA_EMULATED_DEVICES" in environment
     with h5py.File(tmp_path / "gpu-check.h5") as f:
         assert f.attrs["backend"] == "emulated" and f.attrs["buffers"] == "staged"
         rows = f["checks/bandwidth/all_reduce"][()]

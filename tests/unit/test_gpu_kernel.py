@@ -1,18 +1,24 @@
 """The CuPy kernel (reduction/gpu_kernel.py): its CUDA source compiled for the CPU with g++ (the
 CUDA intrinsics as plain C++) and checked against the rational reference here; on a GPU, the
-same checks through CuPy."""
+same checks through CuPy. Without a GPU those skip, naming why; under TESSERA_REQUIRE_GPU=1
+(scripts/gpu_check.sh) they fail instead."""
 
 import ctypes
+import functools
+import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from tessera_mpi.errors import ConfigError
 from tessera_mpi.reduction import gpu_kernel
 from tessera_mpi.reduction.cpu_kernel import SLACK, TINY_GAP
 from tessera_mpi.reduction.exact_reference import reference_sums
 from tessera_mpi.reduction.formats import FloatFormat, supported
+from tessera_mpi.runtime.backend import select_backend
 from tessera_mpi.suite.checks.determinism import adversarial
 
 DTYPES = [np.dtype(d) for d in supported()]
@@ -45,14 +51,29 @@ extern "C" void run(const void* values, long long rows, long long n, void* out, 
 """
 
 
-def cupy_or_none():
+REQUIRE_GPU_ENV = "TESSERA_REQUIRE_GPU"
+"""Set (to 1) by scripts/gpu_check.sh: a GPU test that cannot run there fails, naming why,
+instead of skipping, so that a GPU check never passes on tests that did not run."""
+
+
+@functools.lru_cache(maxsize=1)
+def cupy_probe():
+    """Return (cupy, "") when CuPy runs a kernel here (the backend's own probe), else (None, why)."""
     try:
-        import cupy
-        cupy.cuda.runtime.getDeviceCount()
-        cupy.RawKernel('extern "C" __global__ void k() {}', "k")(((1,), (1,), ()))
-        return cupy
-    except Exception:
-        return None
+        backend = select_backend("cupy")
+    except ConfigError as exc:
+        return None, str(exc)
+    return backend.xp, ""
+
+
+def gpu_cupy():
+    """CuPy for a GPU test: skips it without a GPU, or fails it under TESSERA_REQUIRE_GPU=1."""
+    cupy, why = cupy_probe()
+    if cupy is None:
+        if os.environ.get(REQUIRE_GPU_ENV) == "1":
+            pytest.fail(f"{REQUIRE_GPU_ENV}=1 and this GPU test cannot run: {why}")
+        pytest.skip(f"needs a CUDA GPU: {why}")
+    return cupy
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +137,9 @@ def test_cuda_source_compiled_for_the_host_certifies_only_exact_sums(host_kernel
     assert host_certified_sum(host_kernels[dtype.name], normal, fmt)[1].mean() < 0.05
 
 
-@pytest.mark.skipif(cupy_or_none() is None, reason="needs a CUDA GPU: CuPy cannot run a kernel here")
 @pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)], ids=str)
 def test_gpu_kernel_certifies_only_exact_sums(dtype):
-    cupy = cupy_or_none()
+    cupy = gpu_cupy()
     fmt = FloatFormat.of(dtype)
     for values in cases(dtype):
         sums, failed, failures = gpu_kernel.certified_sum(cupy, cupy.asarray(values), fmt)
@@ -127,12 +147,41 @@ def test_gpu_kernel_certifies_only_exact_sums(dtype):
             check(cupy.asnumpy(sums), cupy.asnumpy(failed), failures, values)
 
 
-@pytest.mark.skipif(cupy_or_none() is None, reason="needs a CUDA GPU: CuPy cannot run a kernel here")
 @pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)], ids=str)
 def test_exact_sum_on_the_device_is_the_reference(dtype):
     from tessera_mpi.reduction.exact_sum import exact_sum
-    cupy = cupy_or_none()
+    cupy = gpu_cupy()
     for values in cases(dtype):
         with np.errstate(all="ignore"):
             got = cupy.asnumpy(exact_sum(cupy, cupy.asarray(values)))
         assert got.tobytes() == reference_sums(values).tobytes()
+
+
+def test_the_probe_accepts_a_cupy_that_runs_a_kernel(monkeypatch):
+    """The GPU tests' probe is the backend's: a CuPy that computes its kernel is taken. (An
+    earlier probe of this file called RawKernel with one argument where CuPy takes grid, block
+    and args, so on a GPU it would have skipped every GPU test, and gpu_check.sh passed them.)"""
+    import types
+
+    cupy = types.ModuleType("cupy")
+    cupy.int32, cupy.arange, cupy.asnumpy = np.int32, np.arange, np.asarray
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    cupy.ElementwiseKernel = lambda *args: (lambda x: 3 * x + 1)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    cupy_probe.cache_clear()
+    try:
+        assert cupy_probe() == (cupy, "")
+    finally:
+        cupy_probe.cache_clear()
+
+
+def test_under_the_gpu_checks_flag_a_gpu_test_that_cannot_run_fails_naming_why():
+    if cupy_probe()[0] is not None:
+        pytest.skip("a GPU is here: the GPU tests run")
+    run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", __file__, "-k", "gpu_kernel_certifies"]
+    skipped = subprocess.run(run, capture_output=True, text=True, timeout=120, env=dict(os.environ, **{REQUIRE_GPU_ENV: "0"}))
+    assert skipped.returncode == 0 and "3 skipped" in skipped.stdout and "needs a CUDA GPU: TESSERA_BACKEND=cupy but" \
+        in skipped.stdout, skipped.stdout
+    failed = subprocess.run(run, capture_output=True, text=True, timeout=120, env=dict(os.environ, **{REQUIRE_GPU_ENV: "1"}))
+    assert failed.returncode == 1 and "3 failed" in failed.stdout, failed.stdout
+    assert "TESSERA_REQUIRE_GPU=1 and this GPU test cannot run: TESSERA_BACKEND=cupy but" in failed.stdout

@@ -252,11 +252,23 @@ def test_the_background_load_sets_the_ranks_device_in_its_thread(rt):
 
 
 def test_without_setting_it_the_emulated_backend_notices(rt, monkeypatch):
+    """The load's thread fails (so an emulated suite run with --under-load fails too)."""
+    from tessera_mpi.errors import LoadError
+
     backend = EmulatedDeviceBackend()
     backend.bind(3)
     monkeypatch.setattr(backend, "use_in_thread", lambda: None)
-    run_load(rt, backend)
-    assert backend.unset_device_uses > 0
+    mesh = dist.Mesh(axes=["dp"])
+    load = BackgroundLoad(mesh, message_bytes=64)
+    load._backend = backend
+    good = load.group
+    load.group = Group(comm=good.comm, transport=good.transport, staging=Staging(backend, direct=False),
+                       members=good.members, tracked=False)
+    load.start()
+    with pytest.raises(LoadError, match="never made device 3 current"):
+        load.stop()
+    load.close()
+    assert backend.unset_device_uses == 1 and backend.syncs == 0
 
 
 # --- host round trips in the exact sum on device buffers (item 6) -----------------------------
@@ -506,3 +518,55 @@ def test_a_transport_of_device_arrays_gets_them_unexported_and_unsynchronized():
     assert backend.exports == 0 and backend.syncs == 0
     mpi = Staging(backend, direct=True)
     assert isinstance(mpi.send_buffer(a), EmulatedDeviceBuffer) and backend.syncs == 1
+
+
+# --- the GPU check's launcher flags (scripts/mpi_flags.sh, item 8) ----------------------------
+
+
+def launcher_flags(tmp_path: Any, version: str, **env: str) -> tuple[list[str], str]:
+    """The flags gpu_check.sh would give a launcher whose --version prints `version`."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    fake = tmp_path / "mpirun"
+    fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{version}\nEOF\n")
+    fake.chmod(0o755)
+    script = Path(__file__).parents[2] / "scripts" / "mpi_flags.sh"
+    environ = {k: v for k, v in os.environ.items() if k != "MPIRUN_FLAGS"}
+    run = subprocess.run(["bash", "-c", f'. "{script}"; mpi_flags "{fake}" TESSERA_BACKEND PYTHONPATH'],
+                         capture_output=True, text=True, timeout=60, env=dict(environ, **env))
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split(), run.stderr
+
+
+def test_the_gpu_check_speaks_each_launchers_dialect(tmp_path):
+    open_mpi = "mpirun (Open MPI) 5.0.11\n\nReport bugs to https://www.open-mpi.org/community/help/"
+    assert launcher_flags(tmp_path, open_mpi)[0] == ["--oversubscribe", "-x", "TESSERA_BACKEND", "-x", "PYTHONPATH"]
+    # MPICH's and Intel MPI's Hydra reject --oversubscribe and -x: they pass the environment anyway.
+    hydra = "HYDRA build details:\n    Version:                                 4.2.0"
+    assert launcher_flags(tmp_path, hydra) == ([], "")
+    assert launcher_flags(tmp_path, "Intel(R) MPI Library for Linux* OS, Version 2021.13")[0] == []
+    flags, warning = launcher_flags(tmp_path, "srun-wrapper 1.0")
+    assert flags == [] and "unknown launcher" in warning and "MPIRUN_FLAGS" in warning
+    assert launcher_flags(tmp_path, open_mpi, MPIRUN_FLAGS="--bind-to none")[0] == ["--bind-to", "none"]
+
+
+def test_the_gpu_check_without_a_gpu_fails_at_once_naming_why(tmp_path):
+    """Not the emulated mode: CuPy absent (as here) or counting no GPU ends the check before any
+    launch, with the reason in the verdict, never a run on zero GPUs."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "scripts" / "gpu_check.sh"
+    zero = tmp_path / "python-zero"
+    zero.write_text("#!/bin/sh\necho 0\n")
+    zero.chmod(0o755)
+    for python, why in ((sys.executable, "No module named 'cupy'"), (str(zero), "counted '0'")):
+        out = tmp_path / ("out-" + Path(python).name)
+        run = subprocess.run(["bash", str(script), "2", str(out)], capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, PYTHON=python))
+        verdict = (out / "verdict.txt").read_text()
+        assert run.returncode == 1 and verdict.startswith("gpu_check: FAILED: CuPy sees no GPU here") and why in verdict
+        assert not (out / "gpu-check.h5").exists()

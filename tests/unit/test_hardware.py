@@ -378,3 +378,32 @@ def test_an_unexpected_binding_error_never_escapes(monkeypatch):
     shot = tel.snapshot()
     assert shot is not None and shot.problems == ("NVML snapshot failed: RuntimeError: odd",)
     open_for("numpy", host="n01", ordinal=None, device_label="cpu")
+
+
+def test_the_jobs_only_gpu_with_no_nvlink_up_expects_none_and_one_with_some_up_is_judged():
+    """A machine lent one H200 of a board (the GPU check's single-GPU node) has every NVLink
+    down by design: health must not fail it 18 times over. Two GPUs, or one with some links up,
+    are judged against the product as before."""
+    gpu = EmulatedGpu("emul-n01", 1)
+    for link in range(18):
+        gpu.link_down(link)
+    shot = gpu.snapshot()
+    assert links_up(shot) == frozenset()
+    products, none_up = ["NVIDIA H200"] * 2, [frozenset(), frozenset()]
+    alone = expected_links(0, products[:1], none_up[:1])
+    assert alone is not None and alone.links == frozenset() and "the job's only GPU had no NVLink up" in alone.source
+    assert judge(shot, shot, limits=Limits(), expected=alone) == []
+    assert expected_links(0, products, none_up, ["s1", "s1"]) == alone, "two ranks on the one GPU"
+    # Two GPUs with none up: each is an H200 that should reach the other.
+    both = expected_links(0, products, none_up, ["s1", "s2"])
+    assert both is not None and both.links == frozenset(range(18))
+    assert len(judge(shot, shot, limits=Limits(), expected=both)) == 18
+    # The only GPU with 17 links up: the 18th is down and should be up.
+    some = EmulatedGpu("emul-n01", 1)
+    some.link_down(17)
+    start = some.snapshot()
+    mine = expected_links(0, products[:1], [links_up(start)])
+    assert [(p.counter, p.link) for p in judge(start, start, limits=Limits(), expected=mine)] == [("nvlink_up", 17)]
+    # A link that was up and goes down during the suite still fails the only GPU.
+    up_at_start = EmulatedGpu("emul-n01", 1).snapshot()
+    assert ("nvlink_up", 17) in [(p.counter, p.link) for p in judge(up_at_start, start, limits=Limits(), expected=alone)]

@@ -68,8 +68,11 @@ def _health(ctx: CheckContext) -> None:
                      expectation_source=expect.source if expect else f"none: {unexpected}")
     unread = [r for r, reason in enumerate(everyone) if reason]
     note = f"; ranks {rank_ranges(unread)} read none" if unread else ""
-    ctx.headline = (f"{read} counters read on {everyone.count('')} GPUs ({tel.source}), judged from the suite's "
-                    f"start{note}")
+    # Ranks sharing a GPU read it each: the headline counts GPUs (by serial), not ranks.
+    gpus = len({label for reason, _, _, label in gathered if not reason})
+    shared = f" by {everyone.count('')} ranks" if gpus != everyone.count("") else ""
+    ctx.headline = (f"{read} counters read on {gpus} GPU{'s' if gpus != 1 else ''}{shared} ({tel.source}), judged "
+                    f"from the suite's start{note}")
 
 
 PLANTED_LINK = 3
