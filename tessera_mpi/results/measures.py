@@ -47,9 +47,9 @@ def counter_increases(run: RunResults) -> dict[str, np.ndarray]:
     only grow (kind "count", hardware/counters.py), read from the /health/<check> tables; one
     value per row of /ranks, NaN where no table read that rank's GPU.
 
-    A rank's GPU is found by its serial, UUID or bus id (the tables' `gpu` column), so that a
-    table written after a fault shrank the world still lands on the right cell; the table's own
-    `rank` is used only when the GPU is not named in /ranks. The tables overlap (`health` and
+    A rank's GPU is found by its serial, UUID or bus id (the tables' `gpu` column) where one rank
+    alone has it, so that a table written after a fault shrank the world still lands on the right
+    cell; the table's own `rank` is used only when the GPU is not named in /ranks. The tables overlap (`health` and
     `health_end` span the suite from its first snapshot, the others one check each), and a count
     only grows, so the increase is the largest reading less the smallest, per GPU, link and counter.
     """
@@ -58,11 +58,14 @@ def counter_increases(run: RunResults) -> dict[str, np.ndarray]:
     n = len(run.ranks)
     names = run.ranks.dtype.names or ()
     by_gpu: dict[str, int] = {}
-    for column in ("pci_bus_id", "gpu_uuid", "gpu_serial"):  # the most specific name wins
+    for column in ("gpu_serial", "gpu_uuid", "pci_bus_id"):
         if column in names:
-            for index, value in enumerate(run.ranks[column]):
-                if text(value):
-                    by_gpu[text(value)] = index
+            values = [text(v) for v in run.ranks[column]]
+            for index, value in enumerate(values):
+                # A bus id repeats on every host (and an emulated one always): only a name that
+                # one rank holds identifies its GPU.
+                if value and values.count(value) == 1:
+                    by_gpu.setdefault(value, index)
     first: dict[tuple[int, int, str], float] = {}
     last: dict[tuple[int, int, str], float] = {}
     for data in run.health.values():

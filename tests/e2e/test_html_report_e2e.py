@@ -14,6 +14,7 @@ from browser import Browser, find_browser
 from conftest import ROOT, SCRIPTS, mpirun
 
 from tessera_mpi.results import read_results
+from tessera_mpi.results.html.rackmap import STATE_MARK, lost_world_ranks, ranks_of
 from tessera_mpi.util.procs import find_mpirun, kill_session
 
 PLANTED = str(SCRIPTS / "planted_check.py")
@@ -48,6 +49,15 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         assert leaving == [], f"the page requested {leaving}"
         assert browser.evaluate("document.querySelectorAll('#rack-map .cell').length") == 72
         assert browser.evaluate("document.querySelectorAll('#rack-map .cell[data-state=failed]').length") == 0
+        # Readable without colour: every cell's text begins with its state's symbol.
+        marks = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell')).map(c => "
+                                 "[c.dataset.state, c.textContent.trim()[0]])")
+        assert all(STATE_MARK[state] == first for state, first in marks), marks
+        # The faults check's losses (real or simulated) are the lost cells, after the world shrank.
+        lost = sorted(lost_world_ranks(run, ranks_of(run)))
+        assert bool(lost) == bool(run.attrs.get("lost_ranks")), run.attrs.get("lost_ranks")
+        assert browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell[data-state=lost]'))"
+                                ".map(c => +c.dataset.rank)") == lost
         assert browser.evaluate("document.getElementById('verdict').dataset.verdict") == "passed"
         for name in run.checks:
             assert browser.evaluate(f"!!document.querySelector('section#check-{name}[data-check={name}]')"), name
@@ -60,6 +70,13 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         values = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell .v')).map(v => v.textContent)")
         assert len(values) == 72 and all(v and v != "n/a" for v in values)
         assert browser.evaluate("document.getElementById('rack-scale').textContent").startswith("links: median")
+        # The emulated NVML reads every GPU: the map can be coloured by the counters' increases.
+        assert run.health, "the emulated NVL72 run wrote no /health tables"
+        browser.evaluate("var s = document.getElementById('rack-colour'); s.value = 'health-all';"
+                         "s.dispatchEvent(new Event('change')); 0")
+        values = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell .v')).map(v => v.textContent)")
+        assert len(values) == 72 and all(v and v != "n/a" for v in values), values
+        assert browser.evaluate("document.getElementById('rack-scale').textContent").startswith("GPU health")
         shot = browser.screenshot(tmp_path / "report.png")
         browser.resize(390, 844)
         assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -77,6 +94,9 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         failed = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell[data-state=failed]'))"
                                   ".map(c => +c.dataset.rank)")
         assert sorted(failed) == [2, 5]
+        assert browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell[data-state=failed]'))"
+                                ".every(c => c.textContent.trim().startsWith('✗') && "
+                                "c.getAttribute('aria-label').endsWith(': failed'))")
         assert browser.evaluate("document.querySelectorAll('#rack-map .cell').length") == 8
         assert browser.evaluate("document.getElementById('verdict').dataset.verdict") == "failed"
         assert "planted failed: rank 2 (tp=0,pp=1,dp=0) host" in browser.evaluate(

@@ -58,7 +58,9 @@ def _ranks(n: int, *, hosts: int = 1, identity: bool = False) -> np.ndarray:
         row = {"rank": r, "host": f"node{r // per + 1:02d}", "local_rank": r % per, "local_size": per,
                "device": "cpu", "coords": np.array([r // 12, (r // 2) % 6, r % 2], dtype=np.int32)}
         if identity:
-            row.update(tray=r // per + 1, slot=r % per, gpu_serial=f"16543220{r:05d}")  # as hardware.identity names it
+            # As hardware.identity names them; a bus id repeats on every host.
+            row.update(tray=r // per + 1, slot=r % per, gpu_serial=f"16543220{r:05d}",
+                       pci_bus_id=f"00000000:{0x10 + r % per:02x}:00.0")
         rows.append(row)
     return table(rows)
 
@@ -387,7 +389,9 @@ def test_health_counter_increases_colour_the_map_mark_warnings_and_trend_over_ru
         return rows
 
     def records(crc):
-        moved = [(8, serial[9], 3, "nvlink_crc", 0.0, crc)] if crc else []
+        # A GPU named by its bus id alone (no serial): it repeats on every host, so its row's rank decides.
+        moved = [(8, serial[9], 3, "nvlink_crc", 0.0, crc), (5, "00000000:11:00.0", -1, "xid_events", 0.0, 1.0)] \
+            if crc else []
         return [CheckRecord(name="health", status="passed", duration_s=0.1, message="", headline="ok",
                             attrs=_verdicts("passed"), health=_health_table(health(0.0))),
                 CheckRecord(name="links", status="passed", duration_s=1.0, message="", headline="ok",
@@ -403,7 +407,8 @@ def test_health_counter_increases_colour_the_map_mark_warnings_and_trend_over_ru
     bad = _write(folder / "b.h5", records(4112.0), n=16, hosts=4, identity=True, created="2026-12-02T10:00:00Z",
                  exit_code=1)
     increases = counter_increases(bad)
-    assert set(increases) == {"nvlink_crc", "violation_power_ns"}  # gauges are not counts
+    assert set(increases) == {"nvlink_crc", "violation_power_ns", "xid_events"}  # gauges are not counts
+    assert increases["xid_events"][5] == 1.0 and np.nansum(increases["xid_events"]) == 1.0
     assert increases["nvlink_crc"][9] == 4112.0 and np.nansum(increases["nvlink_crc"]) == 4112.0
     metrics = rank_metrics(bad, ranks_of(bad))
     assert metrics["health-all"]["values"][9] == 4112.0 and metrics["health-all"]["values"][8] == 0.0
@@ -414,6 +419,6 @@ def test_health_counter_increases_colour_the_map_mark_warnings_and_trend_over_ru
     assert page.cells()[9] == "health" and set(page.cells().values()) == {"health", "fine"}
     assert "GPU health: error counter increases, all counters" in [o for o in page.text.split("Colour by:")[1:2]][0]
     trend = headline_series([clean, bad])["health counter increases"]
-    assert trend[1]["all error counters, every GPU"] == [0.0, 4112.0] and trend[1]["nvlink_crc"] == [0.0, 4112.0]
+    assert trend[1]["all error counters, every GPU"] == [0.0, 4113.0] and trend[1]["nvlink_crc"] == [0.0, 4112.0]
     # A run without /health tables has no point on that trend rather than a zero.
     assert "health counter increases" not in headline_series([_write(tmp_path / "c.h5", [_check("mesh")], n=16)])
