@@ -143,6 +143,10 @@ def test_a_passed_run_has_every_section_a_figure_per_kind_and_no_external_refere
     text = run_report(run)
     page = Page(text)
     assert page.all("section", id="verdict")[0]["data-verdict"] == "passed" and "✓ PASSED" in page.text
+    assert "9 passed, 0 failed, 0 error, 0 skipped; checks took 11.2 s; 72 ranks" in page.text
+    faults = _svg_text(page, "faults")  # the scenarios as a timeline: injection, detection, recovery
+    assert "injection -&gt; detection" in faults and "detection -&gt; rebuilt mesh" in faults
+    assert all(name in faults for name in ("hang", "drop-one (guide 3.5)", "drop-rank-0"))
     assert {a["data-check"] for a in page.all("section") if "data-check" in a} == set(run.checks)
     links = {a["href"] for a in page.all("a")}
     assert {f"#check-{name}" for name in run.checks} <= links
@@ -250,7 +254,8 @@ def test_history_lines_up_runs_of_one_rack_and_marks_the_regressed(tmp_path):
     folder = tmp_path / "runs"
     folder.mkdir()
     for i, busbw in enumerate((50.0, 51.0, 5.0)):  # the third run's bandwidth fell
-        _write(folder / f"r{i}.h5", _all_kinds(8, busbw=busbw)[:5], n=8, created=f"2026-12-0{i + 1}T10:00:00Z")
+        _write(folder / f"r{i}.h5", _all_kinds(8, busbw=busbw)[:5] + _all_kinds(8)[-1:], n=8,
+               created=f"2026-12-0{i + 1}T10:00:00Z")
     _write(folder / "other.h5", _all_kinds(4)[:1], n=4)
     (folder / "junk.h5").write_text("not hdf5")
     out = tmp_path / "history.html"
@@ -261,6 +266,10 @@ def test_history_lines_up_runs_of_one_rack_and_marks_the_regressed(tmp_path):
     assert rack.count("▼ regressed") == 1 and rack.index("2026-12-03T10") < rack.index("▼ regressed")
     assert any("peak busbw per collective" in a["alt"] for a in page.all("img"))
     assert any("slowest link" in a["alt"] for a in page.all("img"))
+    assert any("fault detection and recovery" in a["alt"] for a in page.all("img"))
+    # Status per check per run: a row per run of this rack, a column per check.
+    runs = " ".join(rack.rsplit("against the run before", 1)[1].split())
+    assert runs.count("✓ passed") == 3 * 6 and runs.count("r2.h5") == 1, runs
     # The single-run report with --history: the same trend, this run marked.
     report = tmp_path / "report.html"
     assert cli.run(["report", str(folder / "r2.h5"), "--history", str(folder), "-o", str(report)]) == 0
@@ -311,7 +320,7 @@ def test_the_contents_come_in_the_issues_order_with_the_provenance_it_names(tmp_
     """Verdict, provenance (beside the baseline's), rack map, checks table, the checks' sections,
     the comparison, the self-test table, then the history: the order the issue gives."""
     records = _all_kinds(8)
-    records[3] = _check("bandwidth", datasets=records[3].datasets, expected_busbw_GBps=0.0, expectation_source="none",
+    records[3] = _check("bandwidth", datasets=records[3].datasets, expected_busbw_GBps=40.0, expectation_source="test",
                         min_efficiency=0.8, transports="mpi,nccl", judged_transport="nccl", loop="compiled")
     base = _write(tmp_path / "base.h5", records, n=8, created="2026-12-01T10:00:00Z", git_commit="a" * 40)
     run = _write(tmp_path / "run.h5", records, n=8, tables={"selftest": Dataset(SELFTEST)},
@@ -323,6 +332,9 @@ def test_the_contents_come_in_the_issues_order_with_the_provenance_it_names(tmp_
     assert checks == [f"check-{r.name}" for r in records]
     assert ids[4:4 + len(checks)] == checks, ids
     assert ids[4 + len(checks):] == ["baseline", "selftest", ids[-1]] and "history" in ids[-1], ids
+    # The bandwidth figure carries the expectation, the failure threshold and the baseline's curve.
+    svg = _svg_text(Page(text), "all_reduce")
+    assert "expected 40 GB/s" in svg and "fail below 0.8 x expected" in svg and "baseline 2026-12-01T10:00:00Z" in svg
     provenance = Page(text.split('id="provenance"')[1].split('id="rack"')[0]).text
     for needed in ("tessera_mpi_version", "0.1.0", "mpi_library_version", "Open MPI v5.0.11", "backend", "numpy",
                    "fault-tolerance mode (faults check)", "real", "transport (fabric checks, --transport)",
@@ -422,3 +434,24 @@ def test_health_counter_increases_colour_the_map_mark_warnings_and_trend_over_ru
     assert trend[1]["all error counters, every GPU"] == [0.0, 4113.0] and trend[1]["nvlink_crc"] == [0.0, 4112.0]
     # A run without /health tables has no point on that trend rather than a zero.
     assert "health counter increases" not in headline_series([_write(tmp_path / "c.h5", [_check("mesh")], n=16)])
+
+
+def test_the_png_script_draws_with_the_reports_figure_functions(tmp_path):
+    """scripts/plot_bandwidth.py has no plotting code of its own: its PNGs are figures.py's
+    figures, the ones the report draws as SVG."""
+    import importlib.util
+
+    from tessera_mpi.results import figures
+
+    path = cli.__file__.rsplit("/tessera_mpi/", 1)[0] + "/scripts/plot_bandwidth.py"
+    spec = importlib.util.spec_from_file_location("plot_bandwidth", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert (script.bandwidth_figure, script.links_figure, script.soak_figure) == \
+        (figures.bandwidth_figure, figures.links_figure, figures.soak_figure)
+    assert "matplotlib" not in open(path).read()
+    run = _write(tmp_path / "ok.h5", _all_kinds(8), n=8)
+    assert script.main([str(run.path), "-o", str(tmp_path / "png")]) == 0
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
+        "bandwidth_all_gather.png", "bandwidth_all_reduce.png", "bandwidth_sendrecv.png",
+        "links_bidirectional.png", "links_unidirectional.png", "soak_timeline.png"]
