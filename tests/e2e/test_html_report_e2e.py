@@ -55,7 +55,8 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         assert all(STATE_MARK[state] == first for state, first in marks), marks
         # The faults check's losses (real or simulated) are the lost cells, after the world shrank.
         lost = sorted(lost_world_ranks(run, ranks_of(run)))
-        assert bool(lost) == bool(run.attrs.get("lost_ranks")), run.attrs.get("lost_ranks")
+        faults = run.checks["faults"].attrs
+        assert len(lost) == int(faults["start_ranks"]) - int(faults["end_ranks"]), (lost, run.attrs.get("lost_ranks"))
         assert browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell[data-state=lost]'))"
                                 ".map(c => +c.dataset.rank)") == lost
         assert browser.evaluate("document.getElementById('verdict').dataset.verdict") == "passed"
