@@ -429,6 +429,11 @@ def test_health_counter_increases_colour_the_map_mark_warnings_and_trend_over_ru
     assert "health-nvlink_crc" not in rank_metrics(clean, ranks_of(clean))
     page = Page(run_report(bad))
     assert page.cells()[9] == "health" and set(page.cells().values()) == {"health", "fine"}
+    # Rank 5's XID event failed no check, but its GPU's error count grew: a warning, said in words.
+    assert sorted(r for r, st in page.cells().items() if st == "health") == [5, 9]
+    cell = next(a for a in page.all("div") if a.get("data-rank") == "5")
+    assert "GPU counters: XID critical error events +1 during the run" in cell["title"]
+    assert set(Page(run_report(clean)).cells().values()) == {"fine"}  # throttled time alone is no warning
     assert "GPU health: error counter increases, all counters" in [o for o in page.text.split("Colour by:")[1:2]][0]
     trend = headline_series([clean, bad])["health counter increases"]
     assert trend[1]["all error counters, every GPU"] == [0.0, 4113.0] and trend[1]["nvlink_crc"] == [0.0, 4112.0]

@@ -124,11 +124,13 @@ def lost_world_ranks(run: RunResults, ranks: list[Rank]) -> dict[int, str]:
     return lost
 
 
-def states(run: RunResults, ranks: list[Rank]) -> tuple[dict[int, str], dict[int, list[str]]]:
+def states(run: RunResults, ranks: list[Rank], *,
+           increases: dict[str, np.ndarray] | None = None) -> tuple[dict[int, str], dict[int, list[str]]]:
     """Return each rank's state (see STATES) and the reasons behind it, check by check.
 
     A check that failed its sanity, or raised, fails the ranks it names; one that failed on
-    performance alone makes them slow; a health check's failures are health warnings.
+    performance alone makes them slow; a health check's failures are health warnings, and so is
+    a GPU whose error counts grew during the run (the /health tables).
     """
     known = {r.rank for r in ranks}
     reasons: dict[int, list[str]] = {r: [] for r in known}
@@ -154,12 +156,21 @@ def states(run: RunResults, ranks: list[Rank]) -> tuple[dict[int, str], dict[int
             state = "failed"
         for rank in sorted(named):
             mark(rank, state, f"{check.name}: {check.status} ({check.headline[:120]})")
+    # A GPU whose error counts grew is a health warning even where no rule failed it (correctable
+    # ECC errors, a few CRC errors below the rate): the technician sees it before it fails.
+    index_to_rank = [r.rank for r in ranks]
+    for counter, values in (counter_increases(run) if increases is None else increases).items():
+        if counter.endswith("_ns"):  # throttled time, not an error
+            continue
+        for index in np.flatnonzero(np.nan_to_num(values) > 0):
+            mark(index_to_rank[index], "health", f"GPU counters: {BY_NAME[counter].what} +{values[index]:g} during the run")
     for rank, entry in lost_world_ranks(run, ranks).items():
         mark(rank, "lost", f"lost: {entry}")
     return {r: STATES[level[r]] for r in known}, reasons
 
 
-def rank_metrics(run: RunResults, ranks: list[Rank]) -> dict[str, dict[str, Any]]:
+def rank_metrics(run: RunResults, ranks: list[Rank], *,
+                 increases: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
     """Return the per-rank figures the map can be coloured by, for whichever the file holds:
     the links check's median bandwidth out of and into each rank, the GPU health counters'
     increases over the run (/health tables: every error count together, and each counter that
@@ -183,7 +194,7 @@ def rank_metrics(run: RunResults, ranks: list[Rank]) -> dict[str, dict[str, Any]
             in_bw = np.array([np.nanmedian(col) if np.isfinite(col).any() else np.nan for col in matrix.T])
         add("links-out", "links: median one-way busbw sent", "GB/s", out_bw)
         add("links-in", "links: median one-way busbw received", "GB/s", in_bw)
-    increases = counter_increases(run)
+    increases = counter_increases(run) if increases is None else increases
     if increases:
         # Throttled nanoseconds are time, not events: they would swamp an error count.
         events = [v for c, v in increases.items() if not c.endswith("_ns")]
@@ -231,8 +242,9 @@ def _host_order(ranks: list[Rank]) -> list[tuple[str, list[Rank]]]:
 def rack_map(run: RunResults) -> str:
     """Return the rack map section: a legend, the colour selector, and one cell per rank."""
     ranks = ranks_of(run)
-    state, reasons = states(run, ranks)
-    metrics = rank_metrics(run, ranks)
+    increases = counter_increases(run)  # read once: the states and the selector both use it
+    state, reasons = states(run, ranks, increases=increases)
+    metrics = rank_metrics(run, ranks, increases=increases)
     blocks = []
     for host, members in _host_order(ranks):
         trays = {m.identity.get("tray") for m in members} - {None}
