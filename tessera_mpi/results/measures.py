@@ -40,3 +40,52 @@ def is_bandwidth_table(data: np.ndarray) -> bool:
     """Whether a dataset is one collective's sweep (a row per size and variant)."""
     names = data.dtype.names or ()
     return all(k in names for k in ("size_bytes", "busbw_GBps", "time_us_max", "time_us_min", "in_place"))
+
+
+def counter_increases(run: RunResults) -> dict[str, np.ndarray]:
+    """Return {counter: its increase on each rank over the run} for the GPU health counters that
+    only grow (kind "count", hardware/counters.py), read from the /health/<check> tables; one
+    value per row of /ranks, NaN where no table read that rank's GPU.
+
+    A rank's GPU is found by its serial, UUID or bus id (the tables' `gpu` column) where one rank
+    alone has it, so that a table written after a fault shrank the world still lands on the right
+    cell; the table's own `rank` is used only when the GPU is not named in /ranks. The tables overlap (`health` and
+    `health_end` span the suite from its first snapshot, the others one check each), and a count
+    only grows, so the increase is the largest reading less the smallest, per GPU, link and counter.
+    """
+    from ..hardware.counters import BY_NAME  # the counters' kinds: the one table of them
+
+    n = len(run.ranks)
+    names = run.ranks.dtype.names or ()
+    by_gpu: dict[str, int] = {}
+    for column in ("gpu_serial", "gpu_uuid", "pci_bus_id"):
+        if column in names:
+            values = [text(v) for v in run.ranks[column]]
+            for index, value in enumerate(values):
+                # A bus id repeats on every host (and an emulated one always): only a name that
+                # one rank holds identifies its GPU.
+                if value and values.count(value) == 1:
+                    by_gpu.setdefault(value, index)
+    first: dict[tuple[int, int, str], float] = {}
+    last: dict[tuple[int, int, str], float] = {}
+    for data in run.health.values():
+        if not len(data) or not {"rank", "gpu", "link", "counter", "before", "after"} <= set(data.dtype.names or ()):
+            continue
+        for row in data:
+            counter = text(row["counter"])
+            spec = BY_NAME.get(counter)
+            if spec is None or spec.kind != "count":
+                continue
+            index = by_gpu.get(text(row["gpu"]), int(row["rank"]))
+            if not 0 <= index < n:
+                continue
+            key = (index, int(row["link"]), counter)
+            for value in (float(row["before"]), float(row["after"])):
+                if np.isfinite(value):
+                    first[key] = min(first.get(key, value), value)
+                    last[key] = max(last.get(key, value), value)
+    out: dict[str, np.ndarray] = {}
+    for (index, _, counter), low in first.items():
+        values = out.setdefault(counter, np.full(n, np.nan))
+        values[index] = (0.0 if np.isnan(values[index]) else values[index]) + last[(index, _, counter)] - low
+    return out

@@ -11,9 +11,10 @@ from html.parser import HTMLParser
 
 import pytest
 from browser import Browser, find_browser
-from conftest import ROOT, SCRIPTS, mpirun
+from conftest import NVL72, ROOT, SCRIPTS, mpirun
 
 from tessera_mpi.results import read_results
+from tessera_mpi.results.html.rackmap import STATE_MARK, lost_world_ranks, ranks_of
 from tessera_mpi.util.procs import find_mpirun, kill_session
 
 PLANTED = str(SCRIPTS / "planted_check.py")
@@ -30,15 +31,16 @@ def _browser() -> str:
 @pytest.mark.slow
 def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
     """The report of the session's default suite on an emulated NVL72 (72 ranks, 18 hosts), and
-    beside it the report of an 8-rank run that fails, both opened with the network off."""
+    beside it the report of a 72-rank run on the same emulated rack in which ranks 2 and 5 fail
+    (mesh, the planted check, links to 8 peers: about 16 s), both opened with the network off."""
     report = nvl72_run.report
     assert nvl72_run.done.returncode == 0, nvl72_run.done.stdout[-4000:] + nvl72_run.done.stderr[-3000:]
     assert f"reports: {report}" in nvl72_run.done.stdout
     run = read_results(nvl72_run.out)
     assert report.stat().st_size < 5 << 20
-    failing, failing_report = tmp_path / "run8.h5", tmp_path / "report8.html"
-    done = mpirun(8, PLANTED, "fail", "--tests", "mesh,planted,links", "--quick", "--out", str(failing),
-                  "--html", str(failing_report), timeout=200)
+    failing, failing_report = tmp_path / "failing72.h5", tmp_path / "failing72.html"
+    done = mpirun(72, PLANTED, "fail", "--tests", "mesh,planted,links", "--link-peers", "8", "--quick",
+                  "--out", str(failing), "--html", str(failing_report), timeout=300, env=NVL72)
     assert done.returncode == 1, done.stdout + done.stderr  # ranks 2 and 5 fail the planted check
     url = report.resolve().as_uri()
     with Browser(_browser()) as browser:
@@ -48,6 +50,16 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         assert leaving == [], f"the page requested {leaving}"
         assert browser.evaluate("document.querySelectorAll('#rack-map .cell').length") == 72
         assert browser.evaluate("document.querySelectorAll('#rack-map .cell[data-state=failed]').length") == 0
+        # Readable without colour: every cell's text begins with its state's symbol.
+        marks = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell')).map(c => "
+                                 "[c.dataset.state, c.textContent.trim()[0]])")
+        assert all(STATE_MARK[state] == first for state, first in marks), marks
+        # The faults check's losses (real or simulated) are the lost cells, after the world shrank.
+        lost = sorted(lost_world_ranks(run, ranks_of(run)))
+        faults = run.checks["faults"].attrs
+        assert len(lost) == int(faults["start_ranks"]) - int(faults["end_ranks"]), (lost, run.attrs.get("lost_ranks"))
+        assert browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell[data-state=lost]'))"
+                                ".map(c => +c.dataset.rank)") == lost
         assert browser.evaluate("document.getElementById('verdict').dataset.verdict") == "passed"
         for name in run.checks:
             assert browser.evaluate(f"!!document.querySelector('section#check-{name}[data-check={name}]')"), name
@@ -60,11 +72,19 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         values = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell .v')).map(v => v.textContent)")
         assert len(values) == 72 and all(v and v != "n/a" for v in values)
         assert browser.evaluate("document.getElementById('rack-scale').textContent").startswith("links: median")
+        # The emulated NVML reads every GPU: the map can be coloured by the counters' increases.
+        assert run.health, "the emulated NVL72 run wrote no /health tables"
+        browser.evaluate("var s = document.getElementById('rack-colour'); s.value = 'health-all';"
+                         "s.dispatchEvent(new Event('change')); 0")
+        values = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell .v')).map(v => v.textContent)")
+        assert len(values) == 72 and all(v and v != "n/a" for v in values), values
+        assert browser.evaluate("document.getElementById('rack-scale').textContent").startswith("GPU health")
         shot = browser.screenshot(tmp_path / "report.png")
         browser.resize(390, 844)
-        assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        # Against the width the page can use (clientWidth: the window less its scroll bar, 375 of 390).
+        assert browser.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
         assert browser.evaluate("Array.from(document.images).every(i => i.getBoundingClientRect().right <= "
-                                "window.innerWidth)")
+                                "document.documentElement.clientWidth)")
         narrow = browser.screenshot(tmp_path / "report-narrow.png")
         # A log that would have caught a request: the browser saw the page itself.
         assert url in log.requests
@@ -77,10 +97,15 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         failed = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell[data-state=failed]'))"
                                   ".map(c => +c.dataset.rank)")
         assert sorted(failed) == [2, 5]
-        assert browser.evaluate("document.querySelectorAll('#rack-map .cell').length") == 8
+        assert browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell[data-state=failed]'))"
+                                ".every(c => c.textContent.trim().startsWith('✗') && "
+                                "c.getAttribute('aria-label').endsWith(': failed'))")
+        assert browser.evaluate("document.querySelectorAll('#rack-map .cell').length") == 72
         assert browser.evaluate("document.getElementById('verdict').dataset.verdict") == "failed"
-        assert "planted failed: rank 2 (tp=0,pp=1,dp=0) host" in browser.evaluate(
-            "document.getElementById('first-culprit').textContent")
+        serial = read_results(failing).ranks["gpu_serial"][2]
+        serial = serial.decode() if isinstance(serial, bytes) else str(serial)
+        assert (f"planted failed: rank 2 (tp=0,pp=1,dp=0) host emul-n01, local device 2 (emulated:2), tray 1, "
+                f"slot 2, GPU serial {serial}") in browser.evaluate("document.getElementById('first-culprit').textContent")
         assert browser.evaluate("document.querySelectorAll('#check-links img').length") == 2
     assert shot.stat().st_size > 20_000 and narrow.stat().st_size > 20_000
 

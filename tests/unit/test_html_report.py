@@ -7,6 +7,7 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 
+import h5py
 import numpy as np
 import pytest
 
@@ -14,6 +15,9 @@ from tessera_mpi.results import CheckRecord, Dataset, ResultsWriter, read_result
 from tessera_mpi.results import cli
 from tessera_mpi.results.compare import compare_runs
 from tessera_mpi.results.html import run_report
+from tessera_mpi.results.html.rackmap import rank_metrics
+from tessera_mpi.results.html.trend import headline_series
+from tessera_mpi.results.measures import counter_increases
 from tessera_mpi.results.html.rackmap import lost_world_ranks, ranks_of, states
 
 SIZES = [1 << 10, 1 << 14, 1 << 18, 1 << 20]
@@ -54,7 +58,9 @@ def _ranks(n: int, *, hosts: int = 1, identity: bool = False) -> np.ndarray:
         row = {"rank": r, "host": f"node{r // per + 1:02d}", "local_rank": r % per, "local_size": per,
                "device": "cpu", "coords": np.array([r // 12, (r // 2) % 6, r % 2], dtype=np.int32)}
         if identity:
-            row.update(tray=r // per + 1, slot=r % per, serial=f"16543220{r:05d}")
+            # As hardware.identity names them; a bus id repeats on every host.
+            row.update(tray=r // per + 1, slot=r % per, gpu_serial=f"16543220{r:05d}",
+                       pci_bus_id=f"00000000:{0x10 + r % per:02x}:00.0")
         rows.append(row)
     return table(rows)
 
@@ -118,7 +124,7 @@ def _all_kinds(n: int, *, failing_rank: int | None = None, busbw: float = 50.0) 
     ]
 
 
-def _write(path, records, *, n=72, hosts=1, identity=False, **attrs):
+def _write(path, records, *, n=72, hosts=1, identity=False, tables=None, **attrs):
     base = {"schema_version": "1.3", "tessera_mpi_version": "0.1.0", "created": "2026-12-03T10:00:00Z",
             "world_size": n, "mesh_axes": ["tp", "pp", "dp"], "mesh_shape": np.array([6, 6, 2]),
             "backend": "numpy", "cuda_aware": False, "command_line": "python -m tessera_mpi.suite",
@@ -127,6 +133,7 @@ def _write(path, records, *, n=72, hosts=1, identity=False, **attrs):
     base.update(attrs)
     writer = ResultsWriter(path, attrs=base, ranks=_ranks(n, hosts=hosts, identity=identity))
     writer.checks = list(records)
+    writer.tables = dict(tables or {})
     writer.write()
     return read_results(path)
 
@@ -136,6 +143,10 @@ def test_a_passed_run_has_every_section_a_figure_per_kind_and_no_external_refere
     text = run_report(run)
     page = Page(text)
     assert page.all("section", id="verdict")[0]["data-verdict"] == "passed" and "✓ PASSED" in page.text
+    assert "9 passed, 0 failed, 0 error, 0 skipped; checks took 11.2 s; 72 ranks" in page.text
+    faults = _svg_text(page, "faults")  # the scenarios as a timeline: injection, detection, recovery
+    assert "injection -&gt; detection" in faults and "detection -&gt; rebuilt mesh" in faults
+    assert all(name in faults for name in ("hang", "drop-one (guide 3.5)", "drop-rank-0"))
     assert {a["data-check"] for a in page.all("section") if "data-check" in a} == set(run.checks)
     links = {a["href"] for a in page.all("a")}
     assert {f"#check-{name}" for name in run.checks} <= links
@@ -162,7 +173,7 @@ def test_a_failed_rank_is_the_first_culprit_and_its_cell_says_so(tmp_path):
     assert page.all("section", id="verdict")[0]["data-verdict"] == "failed" and "✗ FAILED" in page.text
     culprit = page.text.split("First culprit:")[1]
     assert culprit.lstrip().startswith("sharding failed: rank 37 (tp=3,pp=0,dp=1) host node10, local device 1")
-    assert "tray 10, slot 1, serial 1654322000037" in culprit
+    assert "tray 10, slot 1, GPU serial 1654322000037" in culprit
     cells = page.cells()
     assert cells[37] == "failed" and sum(1 for s in cells.values() if s == "failed") == 1
     cell = next(a for a in page.all("div") if a.get("data-rank") == "37")
@@ -243,7 +254,8 @@ def test_history_lines_up_runs_of_one_rack_and_marks_the_regressed(tmp_path):
     folder = tmp_path / "runs"
     folder.mkdir()
     for i, busbw in enumerate((50.0, 51.0, 5.0)):  # the third run's bandwidth fell
-        _write(folder / f"r{i}.h5", _all_kinds(8, busbw=busbw)[:5], n=8, created=f"2026-12-0{i + 1}T10:00:00Z")
+        _write(folder / f"r{i}.h5", _all_kinds(8, busbw=busbw)[:5] + _all_kinds(8)[-1:], n=8,
+               created=f"2026-12-0{i + 1}T10:00:00Z")
     _write(folder / "other.h5", _all_kinds(4)[:1], n=4)
     (folder / "junk.h5").write_text("not hdf5")
     out = tmp_path / "history.html"
@@ -254,6 +266,10 @@ def test_history_lines_up_runs_of_one_rack_and_marks_the_regressed(tmp_path):
     assert rack.count("▼ regressed") == 1 and rack.index("2026-12-03T10") < rack.index("▼ regressed")
     assert any("peak busbw per collective" in a["alt"] for a in page.all("img"))
     assert any("slowest link" in a["alt"] for a in page.all("img"))
+    assert any("fault detection and recovery" in a["alt"] for a in page.all("img"))
+    # Status per check per run: a row per run of this rack, a column per check.
+    runs = " ".join(rack.rsplit("against the run before", 1)[1].split())
+    assert runs.count("✓ passed") == 3 * 6 and runs.count("r2.h5") == 1, runs
     # The single-run report with --history: the same trend, this run marked.
     report = tmp_path / "report.html"
     assert cli.run(["report", str(folder / "r2.h5"), "--history", str(folder), "-o", str(report)]) == 0
@@ -313,3 +329,163 @@ def test_the_links_heatmap_draws_a_block_per_host(tmp_path):
     assert "boundaries of 18 host blocks (emulated topology 18x4)" in ax.get_title()
     one = _write(tmp_path / "one.h5", _all_kinds(72))
     assert not [line for line in links_figure(one, "unidirectional").axes[0].get_lines() if line.get_color() == "white"]
+
+
+def _svg_text(page: Page, alt_part: str) -> str:
+    """The SVG source of the first figure whose alt text holds `alt_part` (text is kept as text)."""
+    import base64
+    img = next(a for a in page.all("img") if alt_part in a["alt"])
+    return base64.b64decode(img["src"].split(",", 1)[1]).decode()
+
+
+SELFTEST = table([{"check": "sharding", "defect": "a bit flip", "planted": "corrupt(rank=7)", "expected": "rank 7",
+                   "status": "failed", "named": "rank 7", "clean": "passed", "verdict": "caught",
+                   "detail": "sanity: a bit flip"},
+                  {"check": "links", "defect": "one slow rank", "planted": "delay(rank=3)", "expected": "rank 3",
+                   "status": "passed", "named": "", "clean": "passed", "verdict": "MISSED", "detail": "all fast"}])
+
+
+def test_the_contents_come_in_the_issues_order_with_the_provenance_it_names(tmp_path):
+    """Verdict, provenance (beside the baseline's), rack map, checks table, the checks' sections,
+    the comparison, the self-test table, then the history: the order the issue gives."""
+    records = _all_kinds(8)
+    records[3] = _check("bandwidth", datasets=records[3].datasets, expected_busbw_GBps=40.0, expectation_source="test",
+                        min_efficiency=0.8, transports="mpi,nccl", judged_transport="nccl", loop="compiled")
+    base = _write(tmp_path / "base.h5", records, n=8, created="2026-12-01T10:00:00Z", git_commit="a" * 40)
+    run = _write(tmp_path / "run.h5", records, n=8, tables={"selftest": Dataset(SELFTEST)},
+                 git_commit="b" * 40, command_line="mpirun -n 8 python -m tessera_mpi.suite --self-test")
+    text = run_report(run, baseline=base, comparison=compare_runs(base, run), history=[base])
+    ids = re.findall(r'<section[^>]* id="([^"]+)"', text)
+    checks = re.findall(r'<section class="check" id="([^"]+)"', text)
+    assert ids[:4] == ["verdict", "provenance", "rack", "checks"], ids
+    assert checks == [f"check-{r.name}" for r in records]
+    assert ids[4:4 + len(checks)] == checks, ids
+    assert ids[4 + len(checks):] == ["baseline", "selftest", ids[-1]] and "history" in ids[-1], ids
+    # The bandwidth figure carries the expectation, the failure threshold and the baseline's curve.
+    svg = _svg_text(Page(text), "all_reduce")
+    assert "expected 40 GB/s" in svg and "fail below 0.8 x expected" in svg and "baseline 2026-12-01T10:00:00Z" in svg
+    provenance = Page(text.split('id="provenance"')[1].split('id="rack"')[0]).text
+    for needed in ("tessera_mpi_version", "0.1.0", "mpi_library_version", "Open MPI v5.0.11", "backend", "numpy",
+                   "fault-tolerance mode (faults check)", "real", "transport (fabric checks, --transport)",
+                   "mpi,nccl", "transport judged", "command_line", "--self-test", "git_commit", "b" * 40, "a" * 40,
+                   "baseline"):
+        assert needed in provenance, needed
+    selftest = Page(text.split('id="selftest"')[1]).text
+    assert "1 of 2 planted defects caught" in selftest and "✓ caught" in selftest and "✗ MISSED" in selftest
+
+
+def test_determinism_digests_that_differ_are_marked_failed(tmp_path):
+    digests = table([{"case": "random-float32", "algorithm": "digits", "variant": v, "sha256": d}
+                     for v, d in (("reference", "ab" * 32), ("permutation-1", "ab" * 32), ("permutation-2", "cd" * 32))]
+                    + [{"case": "random-float32", "algorithm": "alltoall", "variant": "reference", "sha256": "ef" * 32}])
+    run = _write(tmp_path / "det.h5", [_check("determinism", datasets={"digests": Dataset(digests)})], n=4)
+    rows = Page(run_report(run).split('id="check-determinism"')[1]).text
+    assert "random-float32 digits 3 2 ✗ failed" in " ".join(rows.split())
+    assert "random-float32 alltoall 1 1 ✓ passed efefefefefefefef…" in " ".join(rows.split())
+
+
+def test_under_load_and_repeat_are_shown_beside_the_run_without(tmp_path):
+    """--under-load: the sweep without the load in the peak table and on the figure; --repeat:
+    every repetition's status, duration and failing ranks in the check's section."""
+    repetitions = table([{"repetition": i, "status": s, "duration_s": 1.0 + i, "failing_ranks": f,
+                          "headline": h, "load_bytes": 1 << 20}
+                         for i, s, f, h in ((1, "passed", "none", "ok"), (2, "failed", "3", "rank 3 wrong"))])
+    bandwidth = _check("bandwidth", "failed", datasets={"all_reduce": Dataset(_sweep(5.0)),
+                                                        "all_reduce_unloaded": Dataset(_sweep(50.0)),
+                                                        "repetitions": Dataset(repetitions)},
+                       expected_busbw_GBps=0.0, expectation_source="none", under_load=True,
+                       load_iterations=40, load_message_bytes=1 << 20, repetitions=2,
+                       **_verdicts("failed", ["rank 3"], [3]))
+    page = Page(run_report(_write(tmp_path / "load.h5", [bandwidth], n=4, under_load=True, repeat=2)))
+    section = " ".join(page.text.split("peak bus bandwidth")[1].split())
+    assert "all_reduce 4.375 43.75" in section, section  # under load, then without (the peak of _sweep: 0.875 x)
+    assert "under load: 40 background all-reduces" in page.text
+    svg = _svg_text(page, "all_reduce")
+    assert "without load" in svg and "under load" in svg
+    reps = " ".join(page.text.split("repetitions")[-1].split())
+    assert "1 passed 2 none ok" in reps and "2 failed 3 3 rank 3 wrong" in reps, reps
+
+
+def _health_table(rows):
+    if not rows:  # a check during which nothing moved: an empty table, as gpu.table_of writes it
+        return Dataset(np.empty(0, dtype=[("rank", np.int64), ("gpu", h5py.string_dtype()), ("link", np.int64),
+                                          ("counter", h5py.string_dtype()), ("before", float), ("after", float)]))
+    return Dataset(table([{"rank": r, "gpu": g, "link": link, "counter": c, "before": b, "after": a}
+                          for r, g, link, c, b, a in rows]))
+
+
+def test_health_counter_increases_colour_the_map_mark_warnings_and_trend_over_runs(tmp_path):
+    """/health tables as the suite writes them: rank 9's GPU gains CRC errors on a link during
+    links; after a fault shrank the world the table numbers it 8, but names its serial, so it
+    lands on rank 9's cell. health_end fails on it: a health warning, not a failure."""
+    serial = {r: f"16543220{r:05d}" for r in range(16)}
+
+    def health(counter_after, *, shifted=False):
+        rows = []
+        for r in range(16):
+            crc = counter_after if r == 9 else 0.0
+            rows += [((r - 1) if shifted and r > 8 else r, serial[r], 3, "nvlink_crc", 0.0, crc),
+                     (r, serial[r], -1, "temperature_C", 40.0, 90.0),
+                     (r, serial[r], -1, "violation_power_ns", 0.0, 5e9)]
+        return rows
+
+    def records(crc):
+        # A GPU named by its bus id alone (no serial): it repeats on every host, so its row's rank decides.
+        moved = [(8, serial[9], 3, "nvlink_crc", 0.0, crc), (5, "00000000:11:00.0", -1, "xid_events", 0.0, 1.0)] \
+            if crc else []
+        return [CheckRecord(name="health", status="passed", duration_s=0.1, message="", headline="ok",
+                            attrs=_verdicts("passed"), health=_health_table(health(0.0))),
+                CheckRecord(name="links", status="passed", duration_s=1.0, message="", headline="ok",
+                            attrs=_verdicts("passed"), health=_health_table(moved)),
+                CheckRecord(name="health_end", status="failed" if crc else "passed", duration_s=0.1,
+                            message="rank 9 CRC", headline="sanity: CRC errors" if crc else "ok",
+                            attrs=_verdicts("failed", ["rank 9"], [9]) if crc else _verdicts("passed"),
+                            health=_health_table(health(crc, shifted=True)))]
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    clean = _write(folder / "a.h5", records(0.0), n=16, hosts=4, identity=True, created="2026-12-01T10:00:00Z")
+    bad = _write(folder / "b.h5", records(4112.0), n=16, hosts=4, identity=True, created="2026-12-02T10:00:00Z",
+                 exit_code=1)
+    increases = counter_increases(bad)
+    assert set(increases) == {"nvlink_crc", "violation_power_ns", "xid_events"}  # gauges are not counts
+    assert increases["xid_events"][5] == 1.0 and np.nansum(increases["xid_events"]) == 1.0
+    assert increases["nvlink_crc"][9] == 4112.0 and np.nansum(increases["nvlink_crc"]) == 4112.0
+    metrics = rank_metrics(bad, ranks_of(bad))
+    assert metrics["health-all"]["values"][9] == 4112.0 and metrics["health-all"]["values"][8] == 0.0
+    # Each counter that grew is an option of its own; throttled time is not in the count of errors.
+    assert "health-nvlink_crc" in metrics and metrics["health-violation_power_ns"]["values"][0] == 5e9
+    assert "health-nvlink_crc" not in rank_metrics(clean, ranks_of(clean))
+    page = Page(run_report(bad))
+    assert page.cells()[9] == "health" and set(page.cells().values()) == {"health", "fine"}
+    # Rank 5's XID event failed no check, but its GPU's error count grew: a warning, said in words.
+    assert sorted(r for r, st in page.cells().items() if st == "health") == [5, 9]
+    cell = next(a for a in page.all("div") if a.get("data-rank") == "5")
+    assert "GPU counters: XID critical error events +1 during the run" in cell["title"]
+    assert set(Page(run_report(clean)).cells().values()) == {"fine"}  # throttled time alone is no warning
+    assert "GPU health: error counter increases, all counters" in [o for o in page.text.split("Colour by:")[1:2]][0]
+    trend = headline_series([clean, bad])["health counter increases"]
+    assert trend[1]["all error counters, every GPU"] == [0.0, 4113.0] and trend[1]["nvlink_crc"] == [0.0, 4112.0]
+    # A run without /health tables has no point on that trend rather than a zero.
+    assert "health counter increases" not in headline_series([_write(tmp_path / "c.h5", [_check("mesh")], n=16)])
+
+
+def test_the_png_script_draws_with_the_reports_figure_functions(tmp_path):
+    """scripts/plot_bandwidth.py has no plotting code of its own: its PNGs are figures.py's
+    figures, the ones the report draws as SVG."""
+    import importlib.util
+
+    from tessera_mpi.results import figures
+
+    path = cli.__file__.rsplit("/tessera_mpi/", 1)[0] + "/scripts/plot_bandwidth.py"
+    spec = importlib.util.spec_from_file_location("plot_bandwidth", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert (script.bandwidth_figure, script.links_figure, script.soak_figure) == \
+        (figures.bandwidth_figure, figures.links_figure, figures.soak_figure)
+    assert "matplotlib" not in open(path).read()
+    run = _write(tmp_path / "ok.h5", _all_kinds(8), n=8)
+    assert script.main([str(run.path), "-o", str(tmp_path / "png")]) == 0
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
+        "bandwidth_all_gather.png", "bandwidth_all_reduce.png", "bandwidth_sendrecv.png",
+        "links_bidirectional.png", "links_unidirectional.png", "soak_timeline.png"]

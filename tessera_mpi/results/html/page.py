@@ -116,7 +116,7 @@ SCRIPT = """
       if(name==='status'){continue;}
       var m=metrics[name], x=m.values[rank];
       if(x===null||x===undefined){if(v){v.textContent='n/a';}continue;}
-      var t=m.max>m.min?(x-m.min)/(m.max-m.min):1;
+      var t=m.max>m.min?(x-m.min)/(m.max-m.min):0;  // all equal (no counter moved): all light
       c.style.background='hsl(210,70%,'+(92-60*t)+'%)';
       c.style.color=t>0.6?'#fff':'#000';
       if(v){v.textContent=x.toPrecision(3);}

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..measures import text
+from ...hardware.counters import BY_NAME
+from ..measures import counter_increases, text
 from ..reader import RunResults
 from .page import esc, json_script
 
@@ -25,7 +26,10 @@ STATE_TEXT = {"lost": "lost in a fault scenario", "failed": "failed", "health": 
               "slow": "slow (performance)", "fine": "fine"}
 IDENTITY = ("tray", "slot", "serial", "gpu_serial", "module_id", "uuid", "gpu_uuid", "chassis_serial", "pci_bus_id")
 """Optional /ranks columns shown where a file has them (issue 16's GPU identity, issue 20's topology)."""
-HEALTH_CHECKS = ("health",)
+IDENTITY_WORDS = {"gpu_serial": "GPU serial", "gpu_uuid": "GPU UUID", "pci_bus_id": "bus id", "module_id": "module",
+                  "uuid": "UUID"}
+"""How the hover text and the first culprit name an identity column (the others: its name in words)."""
+HEALTH_CHECKS = ("health", "health_end")
 """Checks whose failures are health warnings on the map rather than failures."""
 
 
@@ -42,7 +46,7 @@ class Rank:
 
     def describe(self) -> str:
         """Return "rank 2 (tp=0,pp=1,dp=0) host vm, local device 2 (cpu), tray 3 slot 1, serial X"."""
-        ident = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.identity.items())
+        ident = ", ".join(f"{IDENTITY_WORDS.get(k, k.replace('_', ' '))} {v}" for k, v in self.identity.items())
         return (f"rank {self.rank} ({self.coords}) host {self.host}, local device {self.local_rank} "
                 f"({self.device})" + (f", {ident}" if ident else ""))
 
@@ -120,11 +124,13 @@ def lost_world_ranks(run: RunResults, ranks: list[Rank]) -> dict[int, str]:
     return lost
 
 
-def states(run: RunResults, ranks: list[Rank]) -> tuple[dict[int, str], dict[int, list[str]]]:
+def states(run: RunResults, ranks: list[Rank], *,
+           increases: dict[str, np.ndarray] | None = None) -> tuple[dict[int, str], dict[int, list[str]]]:
     """Return each rank's state (see STATES) and the reasons behind it, check by check.
 
     A check that failed its sanity, or raised, fails the ranks it names; one that failed on
-    performance alone makes them slow; a health check's failures are health warnings.
+    performance alone makes them slow; a health check's failures are health warnings, and so is
+    a GPU whose error counts grew during the run (the /health tables).
     """
     known = {r.rank for r in ranks}
     reasons: dict[int, list[str]] = {r: [] for r in known}
@@ -150,15 +156,26 @@ def states(run: RunResults, ranks: list[Rank]) -> tuple[dict[int, str], dict[int
             state = "failed"
         for rank in sorted(named):
             mark(rank, state, f"{check.name}: {check.status} ({check.headline[:120]})")
+    # A GPU whose error counts grew is a health warning even where no rule failed it (correctable
+    # ECC errors, a few CRC errors below the rate): the technician sees it before it fails.
+    index_to_rank = [r.rank for r in ranks]
+    for counter, values in (counter_increases(run) if increases is None else increases).items():
+        if counter.endswith("_ns"):  # throttled time, not an error
+            continue
+        for index in np.flatnonzero(np.nan_to_num(values) > 0):
+            mark(index_to_rank[index], "health", f"GPU counters: {BY_NAME[counter].what} +{values[index]:g} during the run")
     for rank, entry in lost_world_ranks(run, ranks).items():
         mark(rank, "lost", f"lost: {entry}")
     return {r: STATES[level[r]] for r in known}, reasons
 
 
-def rank_metrics(run: RunResults, ranks: list[Rank]) -> dict[str, dict[str, Any]]:
+def rank_metrics(run: RunResults, ranks: list[Rank], *,
+                 increases: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
     """Return the per-rank figures the map can be coloured by, for whichever the file holds:
-    the links check's median bandwidth out of and into each rank, and every numeric column of a
-    check table that has a `rank` column (summed per rank: e.g. waits or counter increases)."""
+    the links check's median bandwidth out of and into each rank, the GPU health counters'
+    increases over the run (/health tables: every error count together, and each counter that
+    grew anywhere), and every numeric column of a check table that has a `rank` column (summed
+    per rank)."""
     n = len(ranks)
     metrics: dict[str, dict[str, Any]] = {}
 
@@ -177,6 +194,18 @@ def rank_metrics(run: RunResults, ranks: list[Rank]) -> dict[str, dict[str, Any]
             in_bw = np.array([np.nanmedian(col) if np.isfinite(col).any() else np.nan for col in matrix.T])
         add("links-out", "links: median one-way busbw sent", "GB/s", out_bw)
         add("links-in", "links: median one-way busbw received", "GB/s", in_bw)
+    increases = counter_increases(run) if increases is None else increases
+    if increases:
+        # Throttled nanoseconds are time, not events: they would swamp an error count.
+        events = [v for c, v in increases.items() if not c.endswith("_ns")]
+        if events:
+            with np.errstate(all="ignore"):
+                stacked = np.vstack(events)
+                total = np.where(np.isfinite(stacked).any(axis=0), np.nansum(stacked, axis=0), np.nan)
+            add("health-all", "GPU health: error counter increases, all counters", "", total)
+        for counter, values in increases.items():
+            if np.nanmax(values) > 0:
+                add(f"health-{counter}", f"GPU health: {BY_NAME[counter].what} (increase)", "", values)
     for check in run.checks.values():
         for key, data in check.datasets.items():
             names = data.dtype.names or ()
@@ -213,8 +242,9 @@ def _host_order(ranks: list[Rank]) -> list[tuple[str, list[Rank]]]:
 def rack_map(run: RunResults) -> str:
     """Return the rack map section: a legend, the colour selector, and one cell per rank."""
     ranks = ranks_of(run)
-    state, reasons = states(run, ranks)
-    metrics = rank_metrics(run, ranks)
+    increases = counter_increases(run)  # read once: the states and the selector both use it
+    state, reasons = states(run, ranks, increases=increases)
+    metrics = rank_metrics(run, ranks, increases=increases)
     blocks = []
     for host, members in _host_order(ranks):
         trays = {m.identity.get("tray") for m in members} - {None}

@@ -105,6 +105,11 @@ def _attr_text(value: Any) -> str:
     return str(value).splitlines()[0] if isinstance(value, str) and value else str(value)
 
 
+def _recorded(run: RunResults, checks: tuple[str, ...], key: str) -> Any:
+    """Return attribute `key` of the first of `checks` in `run` that recorded it, else None."""
+    return next((run.checks[c].attrs[key] for c in checks if c in run.checks and run.checks[c].attrs.get(key)), None)
+
+
 def provenance(run: RunResults, baseline: RunResults | None) -> str:
     """Return the provenance table, beside the baseline's when there is one."""
     keys = [k for k in PROVENANCE if k in run.attrs or (baseline is not None and k in baseline.attrs)]
@@ -116,12 +121,17 @@ def provenance(run: RunResults, baseline: RunResults | None) -> str:
         if baseline is not None:
             row.append(_attr_text(baseline.attrs.get(key, "—")))
         rows.append(row)
-    # Recorded by the checks rather than at the root: the fault-tolerance mode and the timed loop.
-    for label, check, key in (("fault-tolerance mode (faults check)", "faults", "mode"),
-                              ("timed loop (bandwidth check)", "bandwidth", "loop"),
-                              ("compiled loop unavailable because", "bandwidth", "loop_fallback")):
-        mine = run.checks[check].attrs.get(key) if check in run.checks else None
-        theirs = baseline.checks[check].attrs.get(key) if baseline is not None and check in baseline.checks else None
+    # Recorded by the checks rather than at the root: the fault-tolerance mode, the transport
+    # (the first fabric check that ran says it) and the timed loop.
+    fabric = ("bandwidth", "links", "bisection", "soak")
+    for label, checks, key in (("fault-tolerance mode (faults check)", ("faults",), "mode"),
+                               ("fault-tolerance mode because", ("faults",), "mode_reason"),
+                               ("transport (fabric checks, --transport)", fabric, "transports"),
+                               ("transport judged", fabric, "judged_transport"),
+                               ("timed loop (bandwidth check)", ("bandwidth",), "loop"),
+                               ("compiled loop unavailable because", ("bandwidth",), "loop_fallback")):
+        mine = _recorded(run, checks, key)
+        theirs = _recorded(baseline, checks, key) if baseline is not None else None
         if mine or theirs:
             rows.append([label, str(mine or "—")] + ([str(theirs or "—")] if baseline is not None else []))
     files = f"<p class=\"note\">results file {esc(run.path)}" + (

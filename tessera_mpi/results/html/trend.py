@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compare import compare_runs
-from ..measures import is_bandwidth_table, peak_busbw, text
+from ..measures import counter_increases, is_bandwidth_table, peak_busbw, text
 from ..reader import ResultsFileError, RunResults, read_results
 from .page import esc, status, table
 from .sections import FIGURES_OFF, Draw, anchor
@@ -69,8 +69,9 @@ def histories(runs: Sequence[RunResults]) -> list[History]:
 
 def headline_series(runs: Sequence[RunResults]) -> dict[str, tuple[str, dict[str, list[float]]]]:
     """Return the trend figures, {key: (unit, {series: one value per run, NaN where absent})}:
-    peak busbw per collective, the slowest link, fault detection and recovery times, and the
-    increases of a health check's counters where the files have one."""
+    peak busbw per collective, the slowest link, fault detection and recovery times, and the GPU
+    health counters' increases over each run (/health tables; all error counts together, and
+    each counter that grew; a run without the tables has none)."""
     n = len(runs)
     out: dict[str, tuple[str, dict[str, list[float]]]] = {}
 
@@ -95,12 +96,16 @@ def headline_series(runs: Sequence[RunResults]) -> dict[str, tuple[str, dict[str
             data = faults.datasets["scenarios"]
             put("fault detection and recovery", "ms", "slowest detection", i, float(np.max(data["detection_ms"])))
             put("fault detection and recovery", "ms", "slowest recovery", i, float(np.max(data["recovery_ms"])))
-        health = run.checks.get("health")
-        if health is not None:
-            for key, data in health.datasets.items():
-                for column in data.dtype.names or ():
-                    if column.endswith(("increase", "delta")) and np.issubdtype(data.dtype[column], np.number):
-                        put("health counter increases", "count", f"{key}: {column}", i, float(np.sum(data[column])))
+    # Per run, each error count's increase over every GPU (throttled nanoseconds are time, not
+    # events); a counter that grew in any run is a line of its own, 0 in the runs it did not.
+    grew: list[dict[str, float]] = [{c: float(np.nansum(v)) for c, v in counter_increases(run).items()
+                                     if not c.endswith("_ns")} for run in runs]
+    moved = sorted({c for totals in grew for c, v in totals.items() if v > 0})
+    for i, totals in enumerate(grew):
+        if totals:
+            put("health counter increases", "count", "all error counters, every GPU", i, sum(totals.values()))
+            for counter in moved:
+                put("health counter increases", "count", counter, i, totals.get(counter, 0.0))
     return out
 
 
