@@ -228,14 +228,19 @@ def test_cuda_aware_is_refused_where_the_library_says_no(monkeypatch):
 # --- the load thread sets the device (item 5) -------------------------------------------------
 
 
-def run_load(rt: Any, backend: EmulatedDeviceBackend) -> None:
-    mesh = dist.Mesh(axes=["dp"])
-    load = BackgroundLoad(mesh, message_bytes=64)
+def load_on(backend: EmulatedDeviceBackend) -> BackgroundLoad:
+    """A background load whose buffers and staging are `backend`'s, started."""
+    load = BackgroundLoad(dist.Mesh(axes=["dp"]), message_bytes=64)
     load._backend = backend
     good = load.group
     load.group = Group(comm=good.comm, transport=good.transport, staging=Staging(backend, direct=False),
                        members=good.members, tracked=False)
     load.start()
+    return load
+
+
+def run_load(rt: Any, backend: EmulatedDeviceBackend) -> None:
+    load = load_on(backend)
     while backend.syncs < 20:
         threading.Event().wait(0.001)
     load.stop()
@@ -258,13 +263,7 @@ def test_without_setting_it_the_emulated_backend_notices(rt, monkeypatch):
     backend = EmulatedDeviceBackend()
     backend.bind(3)
     monkeypatch.setattr(backend, "use_in_thread", lambda: None)
-    mesh = dist.Mesh(axes=["dp"])
-    load = BackgroundLoad(mesh, message_bytes=64)
-    load._backend = backend
-    good = load.group
-    load.group = Group(comm=good.comm, transport=good.transport, staging=Staging(backend, direct=False),
-                       members=good.members, tracked=False)
-    load.start()
+    load = load_on(backend)
     with pytest.raises(LoadError, match="never made device 3 current"):
         load.stop()
     load.close()
