@@ -29,9 +29,10 @@ IDENTITY = ("tray", "slot", "serial", "gpu_serial", "module_id", "uuid", "gpu_uu
 IDENTITY_WORDS = {"gpu_serial": "GPU serial", "gpu_uuid": "GPU UUID", "pci_bus_id": "bus id", "module_id": "module",
                   "uuid": "UUID"}
 """How the hover text and the first culprit name an identity column (the others: its name in words)."""
-MPI_WORDS = "time in MPI calls (waiting for the others included)"
-"""How the selector names a rank's time inside calls through the call path: in a collective
-the rank that waits least is the one the others wait for."""
+MPI_WORDS = "time in MPI calls"
+"""How the selector names a rank's time inside calls through the call path, waiting for the
+others included: in a collective the rank that waits least is the one the others wait for.
+Short: the selector is as wide as its longest option, and must fit a narrow window."""
 NO_MPI_TIME = ("this results file records no per-rank time in MPI calls (written before schema 1.5): "
                "the map cannot be coloured by it")
 HEALTH_CHECKS = ("health", "health_end")
@@ -286,7 +287,9 @@ def rack_map(run: RunResults) -> str:
             f'<p class="note">{len(ranks)} ranks on {hosts} host(s){esc(topology)}, up to {devices} devices each; '
             "one cell per "
             "rank, by host and local device. Hover a cell for its rank, mesh coordinate, host, device and "
-            "identity, and why it is marked.</p>"
+            "identity, and why it is marked." + (
+                " Time in MPI calls includes waiting for the other ranks: in a collective the rank the "
+                "others wait for shows the least." if "mpi-total" in metrics else "") + "</p>"
             f'<p class="legend">{legend}</p>'
             f'<p><label for="rack-colour">Colour by: </label><select id="rack-colour">{options}</select> '
             f'<span id="rack-scale" class="note"></span></p>{missing}'

@@ -284,7 +284,7 @@ def _mpi_time(data: np.ndarray) -> str:
     if not len(seconds):
         return ""
     least = int(data["rank"][int(np.argmin(seconds))])
-    return (f'<p class="note">{esc(MPI_WORDS)}: min {seconds.min():.3g} s (rank {least}), median '
+    return (f'<p class="note">{esc(MPI_WORDS)} (waiting for the others included): min {seconds.min():.3g} s (rank {least}), median '
             f'{float(np.median(seconds)):.3g} s, max {seconds.max():.3g} s over {len(seconds)} ranks; '
             "colour the rack map by it</p>")
 
