@@ -95,6 +95,15 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         # The ranks lost in the faults check have no figure for the checks after it.
         later = [name for name in run.checks if list(run.checks).index(name) > list(run.checks).index("faults")]
         assert all(np.isnan(seconds[name][lost]).all() for name in later), later
+        # The figure tells who the others waited for: the faults check's hang victim stalls
+        # outside its call (a planned hang strikes before the clock) for seconds, while every
+        # other rank waits inside it until the hang is detected.
+        scenarios = {row["scenario"].decode(): row for row in run.checks["faults"].datasets["scenarios"]}
+        victim = int(scenarios["hang"]["victims"].decode())
+        during = seconds["faults"]
+        others = np.delete(during, victim)
+        assert int(np.nanargmin(during)) == victim and during[victim] < 0.5 * np.nanmedian(others), \
+            (victim, during[victim], np.nanmedian(others))
         shot = browser.screenshot(tmp_path / "report.png")
         browser.resize(390, 844)
         # Against the width the page can use (clientWidth: the window less its scroll bar, 375 of 390).
