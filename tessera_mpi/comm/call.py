@@ -4,7 +4,10 @@
         call.all_reduce(x, y, op="sum")      # staged when needed, then the group's transport
 
 What a call does, in order, and nothing else does it: the fault hooks (a planned drop, hang
-or delay strikes as the call starts); the tracker records the call (the roll call reports it);
+or delay strikes as the call starts); the tracker records the call (the roll call reports it)
+and, as it ends, the host seconds spent inside it (`tracker.seconds`: a rank's time in MPI
+calls, which the suite records per check; a planted delay strikes before the clock starts, so
+a late rank shows the time the others waited for it, not its own lateness);
 the profiling clock starts while a session is open; the data moves, each device buffer staged
 through host memory when the transport cannot take it; a call on a stream-ordered transport
 (NCCL) waits for its stream before it ends, unless it is timed, so that a hung kernel is caught
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from time import perf_counter
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -184,7 +188,9 @@ class Call:
     """One communication on one group, from its start to its end (see the module docstring).
 
     The steps are written once, in `__enter__` and `__exit__`; a bound call (`Group.bind`) runs
-    them around each iteration. A timed call also adds up its host seconds in `seconds`. The
+    them around each iteration (a compiled batch once around its loop, barrier and warm-up
+    included). Every tracked call adds its host seconds to `tracker.seconds`; a timed call also
+    adds them up in its own `seconds`. The
     data movement methods name the buffer they receive into as the call's result (what a
     planned corruption strikes); `result()` names another.
 
@@ -244,8 +250,8 @@ class Call:
             if profiling.sessions and self.size_bytes is not None:
                 self._clock = self.group.staging.backend.clock()
                 self._clock.start()
-        if self.timed:
-            self._entered = MPI.Wtime()
+        # One clock read each way, no object: every call pays it (tracker.seconds, `seconds`).
+        self._entered = perf_counter()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
@@ -258,9 +264,12 @@ class Call:
                 self.__exit__(type(exc), exc, None)
                 raise
         self.active = False
+        inside = perf_counter() - self._entered
         if self.timed:
-            self.seconds += MPI.Wtime() - self._entered
+            self.seconds += inside
         tracked = self.group.tracked
+        if tracked:
+            tracker.seconds += inside
         if value is not None:
             self._clock = self._pending = None
             if tracked:

@@ -89,3 +89,26 @@ def counter_increases(run: RunResults) -> dict[str, np.ndarray]:
         values = out.setdefault(counter, np.full(n, np.nan))
         values[index] = (0.0 if np.isnan(values[index]) else values[index]) + last[(index, _, counter)] - low
     return out
+
+
+CALLS = "calls"
+"""The per-check dataset of each rank's time in calls through the call path (schema 1.5)."""
+
+
+def mpi_seconds(run: RunResults) -> dict[str, np.ndarray]:
+    """Return {check: seconds each rank spent inside calls through the call path during it},
+    one value per row of /ranks (the table's `rank` is the launch rank), NaN where the check
+    has no row for that rank (lost before it ran). Empty for a file written before schema 1.5,
+    which records no such time."""
+    n = len(run.ranks)
+    out: dict[str, np.ndarray] = {}
+    for name, check in run.checks.items():
+        data = check.datasets.get(CALLS)
+        if data is None or not len(data) or not {"rank", "seconds"} <= set(data.dtype.names or ()):
+            continue
+        values = np.full(n, np.nan)
+        for rank, seconds in zip(np.asarray(data["rank"], dtype=np.int64), np.asarray(data["seconds"], dtype=float)):
+            if 0 <= rank < n:
+                values[rank] = (0.0 if np.isnan(values[rank]) else values[rank]) + seconds
+        out[name] = values
+    return out

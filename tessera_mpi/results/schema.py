@@ -1,6 +1,6 @@
 """Names and version of the results file layout (documented in docs/results-schema.md)."""
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 """Changes when the file layout changes, independently of the package version."""
 
 STATUSES = ("passed", "skipped", "failed", "error")

@@ -1,6 +1,7 @@
 """Which collective this rank is in: a counter and a label, for diagnosing hangs.
 
-Written by the call path (comm.call.Call) as every call starts and ends; read by the
+Written by the call path (comm.call.Call) as every call starts and ends (and `seconds`, the
+time inside them, as every call ends); read by the
 watchdog thread when a deadline passes, so that a roll call can say which ranks never reached
 which call. Plain attribute writes, inlined there: cheap enough for every call, and safe to
 read from another thread.
@@ -16,6 +17,9 @@ class Tracker:
         """Calls entered so far: the number of the current or last call."""
         self.current = ""
         """The name of the call in progress, "" between calls."""
+        self.seconds = 0.0
+        """Host seconds spent inside the calls counted in `calls` so far (waiting for the other
+        ranks included): what the suite records per check as a rank's time in MPI calls."""
         self.phase = ""
         """What the program is doing at a coarser grain (the suite sets the check's name)."""
         self.finished = False

@@ -73,13 +73,15 @@ class _Outcome:
     not_judged: str
     hardware: tuple[str, ...] = ()
     """This rank's GPU counters that moved while the check ran ("rank 12 ... NVLink 7: 4,112 CRC errors")."""
+    calls: tuple[int, float, int] = (-1, 0.0, 0)
+    """(launch rank, seconds inside, number) of this rank's calls through the call path during the check."""
 
     @classmethod
-    def of(cls, ctx: CheckContext, hardware: tuple[str, ...] = ()) -> _Outcome:
+    def of(cls, ctx: CheckContext, hardware: tuple[str, ...] = (), calls: tuple[int, float, int] = (-1, 0.0, 0)) -> _Outcome:
         first = next((f"{f.kind}: {f.message}" for f in ctx.findings), "")
         culprits = tuple(sorted({c for f in ctx.findings for c in f.culprits}))[:MAX_CULPRITS]
         return cls(any(f.kind == "sanity" for f in ctx.findings), any(f.kind == "performance" for f in ctx.findings),
-                   bool(ctx.judgements), first[:MAX_HEADLINE], culprits, ctx.not_judged, hardware)
+                   bool(ctx.judgements), first[:MAX_HEADLINE], culprits, ctx.not_judged, hardware, calls)
 
 
 MAX_CULPRITS = 32
@@ -127,6 +129,7 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
     start = time.perf_counter()
     tracker.phase = f"check {check.name!r}"
     tracker.scope()  # a check's calls are numbered from its start, alike on every rank
+    inside = tracker.seconds
     tel = telemetry()
     with Watchdog(options.timeout_s, f"check {check.name!r}"):
         # The GPU's counters on both sides of the check: what moved happened while it ran.
@@ -135,6 +138,8 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
             load_before = load.stats()
             load.start()
         level, message = _local_outcome(check, ctx)
+        # COMM_WORLD's rank is the launch rank, a row of /ranks, even after the world shrank.
+        calls = (MPI.COMM_WORLD.Get_rank(), tracker.seconds - inside, tracker.calls - tracker.base)
         if load is not None:
             load.stop()
             # A check may pause the load (to measure without it): count every run of it.
@@ -151,7 +156,7 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
                 rt.control, level == 0, message, severity=level,
                 timeout=min(options.timeout_s, grace_seconds()) if errored else None,
             )
-            everyone = rt.control.allgather(_Outcome.of(ctx, seen.moved))
+            everyone = rt.control.allgather(_Outcome.of(ctx, seen.moved, calls))
             gathered = rt.control.gather(seen.rows, root=0)
         except AgreementTimeout:
             fatal(f"check {check.name!r} raised on this rank while the others went on; "
@@ -186,6 +191,9 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
         if message:
             message = f"{message}\n{during}"
     datasets = dict(ctx.datasets)
+    datasets["calls"] = Dataset(table([dict(zip(("rank", "seconds", "calls"), o.calls)) for o in everyone]), {
+        "description": "one row per rank: seconds inside calls through the call path during the check "
+                       "(waiting for the others included), and their number; rank is the launch rank"})
     if ctx.judgements:
         datasets["references"] = Dataset(table(ctx.judgements), {
             "description": "one row per performance figure judged: value, target, bounds, unit, source, verdict"})

@@ -9,12 +9,14 @@ import sys
 import time
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from browser import Browser, find_browser
 from conftest import NVL72, ROOT, SCRIPTS, mpirun
 
 from tessera_mpi.results import read_results
-from tessera_mpi.results.html.rackmap import STATE_MARK, lost_world_ranks, ranks_of
+from tessera_mpi.results.html.rackmap import MPI_WORDS, STATE_MARK, lost_world_ranks, ranks_of
+from tessera_mpi.results.measures import mpi_seconds
 from tessera_mpi.util.procs import find_mpirun, kill_session
 
 PLANTED = str(SCRIPTS / "planted_check.py")
@@ -79,6 +81,29 @@ def test_the_report_of_a_72_rank_run_in_a_real_browser(nvl72_run, tmp_path):
         values = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell .v')).map(v => v.textContent)")
         assert len(values) == 72 and all(v and v != "n/a" for v in values), values
         assert browser.evaluate("document.getElementById('rack-scale').textContent").startswith("GPU health")
+        # Time in MPI calls (every check's `calls` table): every rank ran the checks before the
+        # faults check lost 7, so the total has a value on all 72 cells, in seconds.
+        browser.evaluate("var s = document.getElementById('rack-colour'); s.value = 'mpi-total';"
+                         "s.dispatchEvent(new Event('change')); 0")
+        values = browser.evaluate("Array.from(document.querySelectorAll('#rack-map .cell .v')).map(v => v.textContent)")
+        assert len(values) == 72 and all(v and v != "n/a" and float(v) > 0 for v in values), values
+        scale = browser.evaluate("document.getElementById('rack-scale').textContent")
+        assert scale.startswith(f"{MPI_WORDS}: all checks") and " s (value printed" in scale, scale
+        assert not browser.evaluate("!!document.getElementById('no-mpi-time')")
+        seconds = mpi_seconds(run)
+        assert set(seconds) == set(run.checks) and np.isfinite(seconds["mesh"]).all()
+        # The ranks lost in the faults check have no figure for the checks after it.
+        later = [name for name in run.checks if list(run.checks).index(name) > list(run.checks).index("faults")]
+        assert all(np.isnan(seconds[name][lost]).all() for name in later), later
+        # The figure tells who the others waited for: the faults check's hang victim stalls
+        # outside its call (a planned hang strikes before the clock) for seconds, while every
+        # other rank waits inside it until the hang is detected.
+        scenarios = {row["scenario"].decode(): row for row in run.checks["faults"].datasets["scenarios"]}
+        victim = int(scenarios["hang"]["victims"].decode())
+        during = seconds["faults"]
+        others = np.delete(during, victim)
+        assert int(np.nanargmin(during)) == victim and during[victim] < 0.5 * np.nanmedian(others), \
+            (victim, during[victim], np.nanmedian(others))
         shot = browser.screenshot(tmp_path / "report.png")
         browser.resize(390, 844)
         # Against the width the page can use (clientWidth: the window less its scroll bar, 375 of 390).

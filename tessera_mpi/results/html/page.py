@@ -76,6 +76,7 @@ th,td{border:1px solid #ccc;padding:.2rem .45rem;text-align:left;vertical-align:
 th{background:#eee}caption{text-align:left;font-weight:600;padding:.2rem 0}
 td{overflow-wrap:anywhere;max-width:40rem}
 figure{margin:.6rem 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
+select{max-width:100%}
 figcaption{font-size:.8rem;color:#555}
 .verdict{border:3px solid;padding:.6rem .9rem;border-radius:6px;margin:.6rem 0}
 .verdict .big{font-size:1.6rem;font-weight:700}

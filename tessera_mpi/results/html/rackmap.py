@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...hardware.counters import BY_NAME
-from ..measures import counter_increases, text
+from ..measures import CALLS, counter_increases, mpi_seconds, text
 from ..reader import RunResults
 from .page import esc, json_script
 
@@ -29,6 +29,12 @@ IDENTITY = ("tray", "slot", "serial", "gpu_serial", "module_id", "uuid", "gpu_uu
 IDENTITY_WORDS = {"gpu_serial": "GPU serial", "gpu_uuid": "GPU UUID", "pci_bus_id": "bus id", "module_id": "module",
                   "uuid": "UUID"}
 """How the hover text and the first culprit name an identity column (the others: its name in words)."""
+MPI_WORDS = "time in MPI calls"
+"""How the selector names a rank's time inside calls through the call path, waiting for the
+others included: in a collective the rank that waits least is the one the others wait for.
+Short: the selector is as wide as its longest option, and must fit a narrow window."""
+NO_MPI_TIME = ("this results file records no per-rank time in MPI calls (written before schema 1.5): "
+               "the map cannot be coloured by it")
 HEALTH_CHECKS = ("health", "health_end")
 """Checks whose failures are health warnings on the map rather than failures."""
 
@@ -174,8 +180,9 @@ def rank_metrics(run: RunResults, ranks: list[Rank], *,
     """Return the per-rank figures the map can be coloured by, for whichever the file holds:
     the links check's median bandwidth out of and into each rank, the GPU health counters'
     increases over the run (/health tables: every error count together, and each counter that
-    grew anywhere), and every numeric column of a check table that has a `rank` column (summed
-    per rank)."""
+    grew anywhere), each rank's time inside calls through the call path (the checks' `calls`
+    tables, schema 1.5: all checks together and each check), and every numeric column of another
+    check table that has a `rank` column (summed per rank)."""
     n = len(ranks)
     metrics: dict[str, dict[str, Any]] = {}
 
@@ -206,10 +213,18 @@ def rank_metrics(run: RunResults, ranks: list[Rank], *,
         for counter, values in increases.items():
             if np.nanmax(values) > 0:
                 add(f"health-{counter}", f"GPU health: {BY_NAME[counter].what} (increase)", "", values)
+    inside = mpi_seconds(run)
+    if inside:
+        with np.errstate(all="ignore"):
+            stacked = np.vstack(list(inside.values()))
+            total = np.where(np.isfinite(stacked).any(axis=0), np.nansum(stacked, axis=0), np.nan)
+        add("mpi-total", f"{MPI_WORDS}: all checks", "s", total)
+        for name, values in inside.items():
+            add(f"mpi-{name}", f"{MPI_WORDS}: {name}", "s", values)
     for check in run.checks.values():
         for key, data in check.datasets.items():
             names = data.dtype.names or ()
-            if "rank" not in names or data.ndim != 1:
+            if key == CALLS or "rank" not in names or data.ndim != 1:
                 continue
             index = np.asarray(data["rank"], dtype=np.int64)
             if not len(index) or index.min() < 0 or index.max() >= n:
@@ -262,6 +277,8 @@ def rack_map(run: RunResults) -> str:
                      f"({counts[s]})</span>" for s in STATES)
     options = '<option value="status">status</option>' + "".join(
         f'<option value="{esc(k)}">{esc(m["label"])}</option>' for k, m in metrics.items())
+    # Said, not just left out: an older file cannot offer the time in MPI calls.
+    missing = "" if "mpi-total" in metrics else f'<p class="note" id="no-mpi-time">{esc(NO_MPI_TIME)}</p>'
     hosts = len({r.host for r in ranks})
     devices = max((sum(1 for r in ranks if r.host == h) for h in {r.host for r in ranks}), default=0)
     # Emulated hosts are not a rack's: say so wherever hosts are named (issue 20).
@@ -270,9 +287,11 @@ def rack_map(run: RunResults) -> str:
             f'<p class="note">{len(ranks)} ranks on {hosts} host(s){esc(topology)}, up to {devices} devices each; '
             "one cell per "
             "rank, by host and local device. Hover a cell for its rank, mesh coordinate, host, device and "
-            "identity, and why it is marked.</p>"
+            "identity, and why it is marked." + (
+                " Time in MPI calls includes waiting for the other ranks: in a collective the rank the "
+                "others wait for shows the least." if "mpi-total" in metrics else "") + "</p>"
             f'<p class="legend">{legend}</p>'
             f'<p><label for="rack-colour">Colour by: </label><select id="rack-colour">{options}</select> '
-            f'<span id="rack-scale" class="note"></span></p>'
+            f'<span id="rack-scale" class="note"></span></p>{missing}'
             f'<div class="rack" id="rack-map">{"".join(blocks)}</div>'
             f'{json_script("rack-metrics", metrics)}</section>')

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from ..compare import Comparison
-from ..measures import is_bandwidth_table, peak_busbw, text
+from ..measures import CALLS, is_bandwidth_table, peak_busbw, text
 from ..reader import CheckResult, RunResults, rows_of
 from .page import esc, status, table
-from .rackmap import Rank, culprit_ranks
+from .rackmap import MPI_WORDS, Rank, culprit_ranks
 
 Draw = Callable[[str, Any], str]
 """Draws a figure: (alt text, a Figure, None or FIGURES_OFF) -> HTML ("" for None)."""
@@ -263,6 +263,9 @@ def check_section(run: RunResults, check: CheckResult, draw: Draw, *, baseline: 
     if "digests" in check.datasets:
         out.append(_digests(check))
         shown.add("digests")
+    if CALLS in check.datasets:
+        out.append(_mpi_time(check.datasets[CALLS]))
+        shown.add(CALLS)  # 72 rows: the rack map is its view
     for key in ("references", "repetitions"):
         if key in check.datasets:
             out.append(data_table(check.datasets[key], caption=key))
@@ -272,6 +275,18 @@ def check_section(run: RunResults, check: CheckResult, draw: Draw, *, baseline: 
             out.append(data_table(data, caption=key))
     out.append("</section>")
     return "".join(out)
+
+
+def _mpi_time(data: np.ndarray) -> str:
+    """One line for a check's `calls` table: the spread of the ranks' time in MPI calls, and who
+    waited least (in a collective, the rank the others wait for)."""
+    seconds = np.asarray(data["seconds"], dtype=float)
+    if not len(seconds):
+        return ""
+    least = int(data["rank"][int(np.argmin(seconds))])
+    return (f'<p class="note">{esc(MPI_WORDS)} (waiting for the others included): min {seconds.min():.3g} s (rank {least}), median '
+            f'{float(np.median(seconds)):.3g} s, max {seconds.max():.3g} s over {len(seconds)} ranks; '
+            "colour the rack map by it</p>")
 
 
 def comparison_section(baseline: RunResults | None, comparison: Comparison | None) -> str:
