@@ -358,6 +358,11 @@ class Mesh:
         where = ",".join(f"{a}={c}" for a, c in zip(self.axes, self.coords_of(rank)))
         world = self.devices[rank]
         label = f"rank {rank}" if world == rank else f"mesh rank {rank} (job rank {world})"
+        rt = self.runtime
+        start = rt.at_start(world) if self._on_world and rt.started else world
+        if start != world:
+            # A shrink renumbered the job: name the part as the job started (local ranks moved too).
+            return f"{label} ({where}; rank {start} at start; {rt.started[start]})"
         return f"{label} ({where}; {self.placements[rank]})"
 
     def comm_for(self, axes: str | Sequence[str]) -> MPI.Cartcomm:

@@ -77,8 +77,22 @@ class Runtime:
     local ranks with the ranks; these keep the identity a culprit is to be named by."""
 
     def describe(self, rank: int) -> str:
-        """Return "rank 5 (host n07, local rank 1, device cuda:1 ...)" for a rank of `world`."""
-        return f"rank {rank} ({self.placements[rank]})"
+        """Return "rank 5 (host n07, local rank 1, device cuda:1 ...)" for a rank of `world`; after
+        a shrink renumbered it, "rank 5 (rank 6 at start; host ...)" with the start-up placement
+        (a rebuild renumbers local ranks too: the part to pull is the one the job started on)."""
+        start = self.at_start(rank)
+        if start == rank or not self.started:
+            return f"rank {rank} ({self.placements[rank]})"
+        return f"rank {rank} (rank {start} at start; {self.started[start]})"
+
+    def at_start(self, rank: int) -> int:
+        """Return the rank that rank `rank` of `world` had when the job started (local)."""
+        return self.origin[rank] if self.origin else rank
+
+    @property
+    def renumbered(self) -> bool:
+        """Whether a shrink renumbered `world`: some rank's rank differs from its rank at start."""
+        return bool(self.origin) and self.origin != tuple(range(len(self.origin)))
 
     def describe_started(self, rank: int) -> str:
         """Return "rank 6 (host emul-n02, local rank 2, ..., tray 2 slot 2 GPU serial ...)" for

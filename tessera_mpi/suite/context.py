@@ -32,6 +32,9 @@ class Finding:
     kind: Literal["sanity", "performance"]
     message: str
     culprits: tuple[Culprit, ...]
+    at_start: bool = False
+    """The culprits are already numbered as the job started (a lost rank has no rank now); else
+    they are ranks of the world the check ran on, which the runner renumbers."""
 
 
 @dataclass
@@ -115,10 +118,12 @@ class CheckContext:
         floor = NOISE_FLOORS[flag]
         return floor, f"{flag} {given:g}, loosened to {floor:g} on this oversubscribed machine"
 
-    def fail(self, message: str, *, culprit: Culprit | Iterable[Culprit] | None = None) -> None:
+    def fail(self, message: str, *, culprit: Culprit | Iterable[Culprit] | None = None, at_start: bool = False) -> None:
         """Record that the data were wrong (a sanity failure): the check goes on and fails at the
-        end. `culprit` (one or several) defaults to this rank, which saw it."""
-        self.findings.append(Finding("sanity", message, _culprits(culprit, Culprit.rank(self.runtime.rank))))
+        end. `culprit` (one or several) defaults to this rank, which saw it; its ranks are those of
+        the world now (the runner renumbers them as the job started), or with `at_start` already so."""
+        self.findings.append(Finding("sanity", message, _culprits(culprit, Culprit.rank(self.runtime.rank)),
+                                     at_start=at_start))
 
     def judge(self, reference: Reference, value: float, *, culprit: Culprit | Iterable[Culprit] | None = None,
               message: str = "") -> bool:

@@ -25,7 +25,7 @@ from ..runtime.crash import exit_now, grace_seconds, report
 from ..errors import UnplannedLossError
 from ..runtime.tracker import tracker
 from ..hardware.telemetry import telemetry
-from . import console, gpu, selftest
+from . import console, gpu, renumber, selftest
 from .context import CheckContext, CheckSkipped
 from .loss import loss_error, lost_ranks
 from .options import SuiteOptions
@@ -75,13 +75,17 @@ class _Outcome:
     """This rank's GPU counters that moved while the check ran ("rank 12 ... NVLink 7: 4,112 CRC errors")."""
     calls: tuple[int, float, int] = (-1, 0.0, 0)
     """(launch rank, seconds inside, number) of this rank's calls through the call path during the check."""
+    start: int = -1
+    """This rank's rank when the job started (culprits are numbered so, see renumber.py)."""
 
     @classmethod
-    def of(cls, ctx: CheckContext, hardware: tuple[str, ...] = (), calls: tuple[int, float, int] = (-1, 0.0, 0)) -> _Outcome:
+    def of(cls, ctx: CheckContext, rt: Runtime, hardware: tuple[str, ...] = (),
+           calls: tuple[int, float, int] = (-1, 0.0, 0)) -> _Outcome:
         first = next((f"{f.kind}: {f.message}" for f in ctx.findings), "")
-        culprits = tuple(sorted({c for f in ctx.findings for c in f.culprits}))[:MAX_CULPRITS]
+        culprits = tuple(sorted(renumber.culprits(ctx.findings, rt)))[:MAX_CULPRITS]
         return cls(any(f.kind == "sanity" for f in ctx.findings), any(f.kind == "performance" for f in ctx.findings),
-                   bool(ctx.judgements), first[:MAX_HEADLINE], culprits, ctx.not_judged, hardware, calls)
+                   bool(ctx.judgements), first[:MAX_HEADLINE], culprits, ctx.not_judged, hardware, calls,
+                   rt.at_start(rt.rank))
 
 
 MAX_CULPRITS = 32
@@ -107,7 +111,7 @@ def _headline(status: str, figures: str, message: str, everyone: list[_Outcome])
     that blames itself (where the fault is), else of the lowest failing rank; a passing one
     gives its figures. `everyone` is in world-rank order."""
     if status == "failed":
-        own = (o.first for r, o in enumerate(everyone) if o.first and Culprit.rank(r) in o.culprits)
+        own = (o.first for o in everyone if o.first and Culprit.rank(o.start) in o.culprits)
         return next(own, None) or next((o.first for o in everyone if o.first), message)
     if status == "error":
         return "error: " + (message.splitlines()[0] if message else "the check raised")
@@ -150,13 +154,13 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
         errored = level == STATUSES.index("error")
         # A check that injected failures leaves a rebuilt runtime: agree among the survivors.
         rt = runtime.current()
-        seen = gpu.observed(check.name, tel, rt.rank, before, after)
+        seen = gpu.observed(check.name, tel, rt.at_start(rt.rank), before, after)
         try:
             verdict = agree(
                 rt.control, level == 0, message, severity=level,
                 timeout=min(options.timeout_s, grace_seconds()) if errored else None,
             )
-            everyone = rt.control.allgather(_Outcome.of(ctx, seen.moved, calls))
+            everyone = rt.control.allgather(_Outcome.of(ctx, rt, seen.moved, calls))
             gathered = rt.control.gather(seen.rows, root=0)
         except AgreementTimeout:
             fatal(f"check {check.name!r} raised on this rank while the others went on; "
@@ -169,8 +173,9 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
     duration = time.perf_counter() - start
     status = STATUSES[verdict.level]
     attrs = dict(ctx.attrs, figures=ctx.headline, **_verdicts(status, everyone))
+    # Culprits, failing ranks and the summary are numbered as the job started (renumber.py).
     attrs["failing_ranks"] = np.array(
-        [] if status == "skipped" else verdict.failing, dtype=np.int64
+        [] if status == "skipped" else renumber.failing(verdict, rt), dtype=np.int64
     )
     if status == "skipped":
         message = verdict.messages[verdict.failing[0]]
@@ -178,7 +183,7 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
         message = ""
     else:
         whole = mesh.is_member and mesh.devices == tuple(range(rt.size))
-        message = f"{status} on {verdict.summary(mesh.describe if whole else rt.describe)}"
+        message = f"{status} on {renumber.summary(verdict, rt, mesh.describe if whole else rt.describe)}"
     # A health check's own findings already name what moved.
     moved = [] if check.name in gpu.HEALTH_CHECKS else [line for o in everyone for line in o.hardware]
     figures = ctx.headline
@@ -195,7 +200,8 @@ def run_check(check: Check, *, mesh: Mesh, options: SuiteOptions, results_path: 
         "description": "one row per rank: seconds inside calls through the call path during the check "
                        "(waiting for the others included), and their number; rank is the launch rank"})
     if ctx.judgements:
-        datasets["references"] = Dataset(table(ctx.judgements), {
+        rows = [dict(j, culprit=renumber.judgement_culprits(j["culprit"], rt)) for j in ctx.judgements]
+        datasets["references"] = Dataset(table(rows), {
             "description": "one row per performance figure judged: value, target, bounds, unit, source, verdict"})
     headline = _headline(status, figures, message if status != "skipped" else "", everyone)
     if moved and status == "failed":
@@ -284,7 +290,8 @@ def _end_after_loss(loss: UnplannedLossError, check: Check, session: Session) ->
     if session.writer is not None:
         record = CheckRecord(name=check.name, status="error", duration_s=0.0, message=text, headline=f"error: {text}",
                              datasets={}, attrs={**_verdicts("error", []), "figures": "",
-                                                 "failing_ranks": np.array(loss.failed, dtype=np.int64)})
+                                                 "failing_ranks": np.array(sorted(map(rt.at_start, loss.failed)),
+                                                                          dtype=np.int64)})
         console.check_line(record)
         session.writer.add(record)
         if session.reports is not None:

@@ -62,8 +62,9 @@ def _text(plan: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in plan.items())
 
 
-def judge(spec: SelfTest, size: int, planted: CheckRecord, clean: CheckRecord) -> str:
-    """Return the row's verdict: the clean run must pass, the planted one fail naming the culprit."""
+def judge(spec: SelfTest, expected: Culprit, planted: CheckRecord, clean: CheckRecord) -> str:
+    """Return the row's verdict: the clean run must pass, the planted one fail naming `expected`
+    (numbered as the job started, as the runner records culprits; see `expected_culprit`)."""
     if clean.status != "passed":
         return f"clean run {clean.status}"
     if planted.status == "error":
@@ -71,7 +72,6 @@ def judge(spec: SelfTest, size: int, planted: CheckRecord, clean: CheckRecord) -
     if planted.status != "failed":
         return "MISSED"
     named = [Culprit.parse(str(c)) for c in planted.attrs.get("culprits", ())]
-    expected = spec.culprit(size)
     if not any(c.involves(expected) or expected.involves(c) for c in named):
         return "wrong culprit"
     innocent = [c for c in named if c.kind != "global" and not set(c.ranks) & set(expected.ranks)]
@@ -80,28 +80,34 @@ def judge(spec: SelfTest, size: int, planted: CheckRecord, clean: CheckRecord) -
     return "caught"
 
 
+def expected_culprit(spec: SelfTest, rt: runtime.Runtime) -> Culprit:
+    """The culprit a planted run on `rt`'s world must name: the spec numbers it in that world,
+    which an earlier shrink may have renumbered; the record numbers it as the job started."""
+    return spec.culprit(rt.size).renumbered(rt.at_start)
+
+
 def planted_runs(check: Check, run: Any, options: SuiteOptions, clean: CheckRecord | None
-                 ) -> list[tuple[SelfTest, int, dict, CheckRecord]]:
+                 ) -> list[tuple[SelfTest, Culprit, dict, CheckRecord]]:
     """Run `check` once per planted defect, inside its fault.inject block; `run(options)` runs
     the check on every rank and returns its record, `clean` is the clean run's when it came
-    first. Collective over the job's world."""
-    done: list[tuple[SelfTest, int, dict, CheckRecord]] = []
+    first. Collective over the job's world. Each run comes with the culprit it had to name."""
+    done: list[tuple[SelfTest, Culprit, dict, CheckRecord]] = []
     if _not_applicable(check, clean):
         return done
     for spec in check.selftests:
         rt = runtime.current()
-        size = rt.size
+        expected = expected_culprit(spec, rt)
         given = options_for(spec, options, oversubscribed=rt.oversubscribed)
         plan = spec.plan(rt, given, None if clean is None else dict(clean.attrs))
         emulated = telemetry().emulated
         saved = emulated.save() if emulated is not None else None
         with fault.inject(**plan):
-            record = run(spec.scope(given, size) if spec.scope is not None else given)
+            record = run(spec.scope(given, rt.size) if spec.scope is not None else given)
         if emulated is not None and saved is not None:
             # A planted defect lasts its run: the emulated GPU's counters are put back, or
             # every later health judgement would see it.
             emulated.restore(saved)
-        done.append((spec, size, plan, record))
+        done.append((spec, expected, plan, record))
     return done
 
 
@@ -110,16 +116,17 @@ def _not_applicable(check: Check, clean: CheckRecord | None) -> bool:
             and all(spec.optional for spec in check.selftests))
 
 
-def rows(check: Check, planted: list[tuple[SelfTest, int, dict, CheckRecord]], clean: CheckRecord) -> list[SelfTestRow]:
+def rows(check: Check, planted: list[tuple[SelfTest, Culprit, dict, CheckRecord]], clean: CheckRecord
+         ) -> list[SelfTestRow]:
     """Return the self-test rows of one check from its planted runs and its clean run."""
     out: list[SelfTestRow] = []
     if _not_applicable(check, clean):
         return out
-    for spec, size, plan, record in planted:
+    for spec, expected, plan, record in planted:
         out.append(SelfTestRow(
-            check=check.name, defect=spec.defect, planted=_text(plan), expected=str(spec.culprit(size)),
+            check=check.name, defect=spec.defect, planted=_text(plan), expected=str(expected),
             status=record.status, named=", ".join(map(str, record.attrs.get("culprits", ()))) or "none",
-            clean=clean.status, verdict=judge(spec, size, record, clean), detail=record.headline,
+            clean=clean.status, verdict=judge(spec, expected, record, clean), detail=record.headline,
         ))
     if not check.selftests:
         out.append(SelfTestRow(check=check.name, defect="(none planted)", planted="", expected="", status="",

@@ -9,6 +9,7 @@ and says it is global where it cannot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,8 +20,10 @@ CulpritKind = Literal["rank", "link", "pair", "global"]
 class Culprit:
     """Where a failure is: a rank, a link (src -> dst), a pair of ranks, or the whole fabric.
 
-    Ranks are the job's world ranks when the check ran; a check that loses ranks (`faults`)
-    names its victims by their ranks when the job started, as the /ranks table numbers them.
+    A check names ranks of the job's world as it runs; the runner renumbers them to the ranks
+    the job started with (`renumbered`), as the /ranks table and the rack map number them, so a
+    recorded culprit names the part to pull after a shrink. A check that loses ranks (`faults`)
+    names its victims by their ranks at start itself (`CheckContext.fail(..., at_start=True)`).
     """
 
     kind: CulpritKind
@@ -50,6 +53,12 @@ class Culprit:
         if self.kind == "pair":
             return f"pair {self.ranks[0]}-{self.ranks[1]}"
         return "global"
+
+    def renumbered(self, at_start: Callable[[int], int]) -> Culprit:
+        """Return this culprit with every rank `r` replaced by `at_start(r)` (a pair stays sorted)."""
+        if self.kind == "pair":
+            return Culprit.pair(*map(at_start, self.ranks))
+        return Culprit(self.kind, tuple(int(at_start(r)) for r in self.ranks))
 
     def involves(self, other: Culprit) -> bool:
         """Whether naming self names `other`: a link or pair names its ranks; global names nothing."""

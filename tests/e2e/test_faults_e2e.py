@@ -70,10 +70,13 @@ def test_a_culprit_after_a_shrink_is_named_as_the_job_started(tmp_path):
     """8 ranks on an emulated 2x4, real ULFM, drop-two's loss planted unobserved. drop-one
     loses rank 5; drop-two's victims are ranks 1 and 5 of the 7 survivors, and that rank 5 was
     rank 6 (emul-n02, local rank 2, slot 2), now local rank 1 of emul-n02. The failure must
-    name rank 6 and the GPU in emul-n02's slot 2, as /ranks holds it."""
+    name rank 6 and the GPU in emul-n02's slot 2, as /ranks holds it. The check after it,
+    `after-shrink`, fails on the last rank of the shrunk world: its record and the rack map
+    must name that rank as the launcher numbered it, with its start-up host, slot and serial."""
     out = tmp_path / "unobserved.h5"
-    done = mpirun(8, str(SCRIPTS / "faults_unobserved.py"), "--tests", "faults", "--quick", "--out", str(out),
-                  timeout=300, launcher=FT["real"], env={"TESSERA_BACKEND": "emulated", "TESSERA_EMULATED_TOPOLOGY": "2x4"})
+    done = mpirun(8, str(SCRIPTS / "faults_unobserved.py"), "--tests", "faults,after-shrink", "--quick",
+                  "--out", str(out), timeout=300, launcher=FT["real"],
+                  env={"TESSERA_BACKEND": "emulated", "TESSERA_EMULATED_TOPOLOGY": "2x4"})
     text = done.stdout + done.stderr
     assert done.returncode == 1, text
     run = read_results(out)
@@ -92,6 +95,36 @@ def test_a_culprit_after_a_shrink_is_named_as_the_job_started(tmp_path):
     # Each lost rank is recorded as numbered when lost and as the job started, with its start-up placement.
     assert any(label.startswith("rank 5 of 7 (rank 6 at start): host emul-n02, local rank 2, device emulated:2, "
                                 "tray 2 slot 2") for label in map(str, run.attrs["lost_ranks"])), run.attrs["lost_ranks"]
+    _a_later_check_names_the_rank_as_started(run, check, hosts, serials)
+
+
+def _a_later_check_names_the_rank_as_started(run, faults_check, hosts, serials):
+    """The record of the check that ran on the shrunk world, and the faults check's failing
+    ranks, numbered as the job started; the launcher's rank is the independent truth."""
+    from tessera_mpi.results.html.rackmap import rack_map
+
+    later = run.checks["after-shrink"]
+    size = faults_check.attrs["end_ranks"]
+    assert later.status == "failed" and size == run.attrs["final_world_size"] < 8, later.message
+    start = int(re.search(r"planted on launcher rank (\d+)", later.headline).group(1))
+    now = size - 1
+    assert start != now, "the planted rank's number must have changed across the shrink"
+    local, tray, slot = (int(run.ranks[k][start]) for k in ("local_rank", "tray", "slot"))
+    where = (f"host {hosts[start]}, local rank {local}, device emulated:{local}, tray {tray} slot {slot} "
+             f"GPU serial {serials[start]}")
+    assert [str(c) for c in later.attrs["culprits"]] == [f"rank {start}"], later.attrs["culprits"]
+    assert [int(r) for r in later.attrs["failing_ranks"]] == [start]
+    assert later.message.startswith(f"failed on rank {start} (rank {now} of the {size} survivors; {where}"), later.message
+    # The check's own message, through Runtime.describe: its rank now, and the part as started.
+    assert f"rank {now} (rank {start} at start; {where}" in later.headline, later.headline
+    # Every survivor failed the faults check: numbered as started, none of the lost ranks.
+    failing = {int(r) for r in faults_check.attrs["failing_ranks"]}
+    assert len(failing) == size and start in failing and not failing & {0, 1, 5, 6}, failing
+    cells = {int(r): (state, title) for state, r, title in
+             re.findall(r'<div class="cell state-(\w+)" data-rank="(\d+)" data-state="\w+" title="([^"]*)"', rack_map(run))}
+    assert len(cells) == 8 and cells[start][0] == "failed"
+    assert [r for r, (_, title) in cells.items() if "after-shrink: failed" in title] == [start], cells
+    assert f"host {hosts[start]}" in cells[start][1] and cells[5][0] == "lost", cells
 
 
 @pytest.mark.slow

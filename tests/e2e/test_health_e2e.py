@@ -4,6 +4,7 @@ appear in that check's result and fail `health_end`; a clean run passes; the sel
 rows are caught. At 8 and 72 ranks."""
 
 import json
+import re
 
 import pytest
 from conftest import SCRIPTS, mpirun
@@ -98,8 +99,14 @@ def _clean(done, out, n):
     assert {_text(s) for s in run.ranks["identity_source"]} == {"emulated"}
     assert len(run.health["mesh"]) == 0 and len(run.health["health"]) == n * 93
     assert run.checks["health"].attrs["counters_read"] == n * 93
-    # health_end reads the GPUs still in the job (the default suite's faults check drops ranks).
-    assert {int(r) for r in run.health["health_end"]["rank"]} == set(range(run.attrs.get("final_world_size", n)))
+    # health_end reads the GPUs still in the job (the default suite's faults check drops ranks),
+    # each row numbered as the job started: its rank's /ranks row holds the GPU it read.
+    end = run.health["health_end"]
+    ranks = {int(r) for r in end["rank"]}
+    assert len(ranks) == run.attrs.get("final_world_size", n)
+    lost = {int(r) for label in run.attrs.get("lost_ranks", []) for r in re.findall(r"\(rank (\d+) at start\)", _text(label))}
+    assert ranks == set(range(n)) - lost, (sorted(ranks), sorted(lost))
+    assert all(_text(g) == _text(run.ranks["gpu_serial"][int(r)]) for r, g in zip(end["rank"], end["gpu"]))
 
 
 def test_a_clean_run_passes_and_stores_identities(tmp_path):

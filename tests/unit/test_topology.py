@@ -205,16 +205,70 @@ def test_faults_names_victims_by_their_rank_and_placement_as_the_job_started(mon
     class Ctx:
         findings = []
 
-        def fail(self, message, *, culprit):
-            self.findings.append((message, culprit))
+        def fail(self, message, *, culprit, at_start=False):
+            self.findings.append((message, culprit, at_start))
 
     ctx = Ctx()
     faults._judge(ctx, first + second, worlds[0])
-    [(message, culprits)] = ctx.findings
+    [(message, culprits, at_start)] = ctx.findings
+    assert at_start, "the victims are numbered as started already: the runner must not renumber them again"
     assert [str(c) for c in culprits] == ["rank 1", "rank 6"]
     assert ("the fault on rank 1 (host emul-n01, local rank 1, device emulated:1, tray 1 slot 1 GPU serial 1001), "
             "rank 6 (host emul-n02, local rank 2, device emulated:2, tray 2 slot 2 GPU serial 1006) "
             "was not detected") in message, message
+
+
+def _shrunk_2x4():
+    """A 2x4 job after the loss of rank 5: (the runtime at start, the runtime of the 7 survivors)."""
+    from dataclasses import replace
+    started = [replace(p, gpu=f"tray {p.tray} slot {p.slot} GPU serial {1000 + r}")
+               for r, p in enumerate(Topology(2, 4).place(r, device=f"emulated:{r % 4}", machine="vm") for r in range(8))]
+    alive = [0, 1, 2, 3, 4, 6, 7]
+    shrunk = [replace(started[r], local_rank=[a for a in alive if started[a].host == started[r].host].index(r))
+              for r in alive]
+    from types import SimpleNamespace
+    return (replace(_runtime(started, origin=range(8), started=started), world=SimpleNamespace(size=8, rank=0)),
+            replace(_runtime(shrunk, origin=alive, started=started), world=SimpleNamespace(size=7, rank=0)))
+
+
+def test_the_runner_records_a_later_checks_ranks_as_the_job_started():
+    """After rank 5 of 2x4 is lost, rank 5 of the 7 survivors is the job's rank 6 (emul-n02
+    slot 2, now local rank 1 there). Everything the runner records for a check that ran on the
+    shrunk world (culprits, failing ranks, the summary, references, the self-test's expected
+    culprit, and the runtime's and mesh's descriptions) names rank 6 and its start-up placement;
+    culprits a check numbered as started already (the faults check's lost victims) stay; an
+    unshrunk world is left as it is."""
+    from tessera_mpi.runtime.agree import Verdict
+    from tessera_mpi.suite import renumber
+    from tessera_mpi.suite.context import Finding
+    from tessera_mpi.suite.registry import SelfTest
+    from tessera_mpi.suite.selftest import expected_culprit
+    from tessera_mpi.suite.verdict import Culprit
+
+    whole, shrunk = _shrunk_2x4()
+    assert shrunk.renumbered and not whole.renumbered
+    findings = [Finding("sanity", "wrong", (Culprit.rank(5), Culprit.link(5, 0))),
+                Finding("performance", "slow", (Culprit.pair(6, 4), Culprit.whole())),
+                Finding("sanity", "lost unseen", (Culprit.rank(5),), at_start=True)]
+    assert sorted(map(str, renumber.culprits(findings, shrunk))) == [
+        "global", "link 6 -> 0", "pair 4-7", "rank 5", "rank 6"]
+    assert renumber.culprits(findings[:1], whole) == {Culprit.rank(5), Culprit.link(5, 0)}
+
+    verdict = Verdict(ok=False, failing=(1, 5), messages={1: "bad sum", 5: "slow"}, level=1)
+    assert renumber.failing(verdict, shrunk) == [1, 6] and renumber.failing(verdict, whole) == [1, 5]
+    text = renumber.summary(verdict, shrunk, shrunk.describe)
+    assert ("rank 6 (rank 5 of the 7 survivors; host emul-n02, local rank 2, device emulated:2, tray 2 slot 2 "
+            "GPU serial 1006): slow") in text, text
+    assert "rank 1 (rank 1 of the 7 survivors; host emul-n01, local rank 1" in text, text
+    assert renumber.summary(verdict, whole, whole.describe) == verdict.summary(whole.describe)
+    assert shrunk.describe(5).startswith("rank 5 (rank 6 at start; host emul-n02, local rank 2, device emulated:2, "
+                                         "tray 2 slot 2 GPU serial 1006"), shrunk.describe(5)
+    assert shrunk.describe(4) == f"rank 4 ({shrunk.placements[4]})" and whole.describe(5) == f"rank 5 ({whole.placements[5]})"
+    assert renumber.judgement_culprits("rank 5, link 6 -> 2", shrunk) == "rank 6, link 7 -> 2"
+    assert renumber.judgement_culprits("", shrunk) == "" and renumber.judgement_culprits("rank 5", whole) == "rank 5"
+
+    spec = SelfTest("a slow last-but-one rank", lambda rt, o, clean: {}, lambda n: Culprit.rank(n - 2))
+    assert expected_culprit(spec, shrunk) == Culprit.rank(6) and expected_culprit(spec, whole) == Culprit.rank(6)
 
 
 def test_an_emulated_nvl72_has_72_distinct_gpus_the_same_on_every_run():

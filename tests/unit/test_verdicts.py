@@ -63,13 +63,13 @@ SPEC = SelfTest("one slow rank", lambda n, o: {"delay_ms": 20, "ranks": [n - 1]}
     (_record("error"), _record("passed"), "error"),
 ])
 def test_the_self_test_requires_a_clean_pass_and_the_planted_culprit(planted, clean, verdict):
-    assert judge(SPEC, 8, planted, clean) == verdict
+    assert judge(SPEC, SPEC.culprit(8), planted, clean) == verdict
 
 
 def test_a_self_test_that_is_not_exact_accepts_more_culprits():
     loose = SelfTest("a drop that never happens", lambda n, o: {}, lambda n: Culprit.rank(5), exact=False)
-    assert judge(loose, 8, _record("failed", [Culprit.rank(5), Culprit.rank(1)]), _record("passed")) == "caught"
-    assert judge(loose, 8, _record("failed", [Culprit.rank(1)]), _record("passed")) == "wrong culprit"
+    assert judge(loose, Culprit.rank(5), _record("failed", [Culprit.rank(5), Culprit.rank(1)]), _record("passed")) == "caught"
+    assert judge(loose, Culprit.rank(5), _record("failed", [Culprit.rank(1)]), _record("passed")) == "wrong culprit"
 
 
 def _outcome(*, sanity=False, performance=False, judged=False, first="", culprits=(), not_judged=""):

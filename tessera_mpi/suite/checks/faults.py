@@ -358,7 +358,8 @@ def _judge(ctx: CheckContext, outcomes: list[Outcome], rt: runtime.Runtime) -> N
         at_start = [int(v) for v in o.victims.split(",")]
         if not o.detected:
             ctx.fail(f"{o.scenario}: the fault on {', '.join(map(rt.describe_started, at_start))} was not detected "
-                     f"or named ({o.observers} observed it): {o.detail}", culprit=[Culprit.rank(v) for v in at_start])
+                     f"or named ({o.observers} observed it): {o.detail}", culprit=[Culprit.rank(v) for v in at_start],
+                     at_start=True)
         elif not o.verified:
             # Recovery is the framework's work: no part of the rack is to blame for it failing.
             ctx.fail(f"{o.scenario}: after the fault, verification failed: {o.detail}", culprit=Culprit.whole())
