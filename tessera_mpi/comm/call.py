@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from time import perf_counter
 from dataclasses import dataclass, field
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
